@@ -1,0 +1,74 @@
+"""Session fixtures: real PostgreSQL and Redis servers, and the sample application's build products.
+
+    postgres_server  helpers.PostgresServer  host, port, user, password, dbname, socket_dir, bin_dir,
+                                              data_dir, log_path; dsn()/conninfo(), url(), env(), connect(),
+                                              execute(), create_role(), create_database(), drop_database()
+    redis_server     helpers.RedisServer     host, port, password, url, url_for(db), env(), client()
+    webapp_wheelhouse  Path   wheels for examples/webapp (cached in $OPSBOOK_CACHE/wheelhouse)
+    webapp_venv        Path   a virtualenv with the sample app installed from that wheelhouse
+    webapp_repo        helpers.WebappRepo   bare git repo with tags v1..v4 (path, commits, checkout())
+
+A service that cannot be provided fails the tests that need it with the reason;
+it is never skipped, so a machine without PostgreSQL cannot pass silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import helpers
+
+
+def _fail(exc: helpers.HarnessError) -> None:
+    pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[helpers.PostgresServer]:
+    try:
+        server = helpers.start_postgres()
+    except helpers.HarnessError as exc:
+        _fail(exc)
+    try:
+        yield server
+    finally:
+        helpers.stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[helpers.RedisServer]:
+    try:
+        server = helpers.start_redis()
+    except helpers.HarnessError as exc:
+        _fail(exc)
+    try:
+        yield server
+    finally:
+        helpers.stop_redis(server)
+
+
+@pytest.fixture(scope="session")
+def webapp_wheelhouse() -> Path:
+    try:
+        return helpers.build_wheelhouse()
+    except helpers.HarnessError as exc:
+        _fail(exc)
+
+
+@pytest.fixture(scope="session")
+def webapp_venv(webapp_wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return helpers.create_webapp_venv(tmp_path_factory.mktemp("webapp") / "venv", webapp_wheelhouse)
+    except helpers.HarnessError as exc:
+        _fail(exc)
+
+
+@pytest.fixture(scope="session")
+def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
+    try:
+        return helpers.build_webapp_repo(tmp_path_factory.mktemp("webapp-repo") / "journal.git")
+    except helpers.HarnessError as exc:
+        _fail(exc)
