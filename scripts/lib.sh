@@ -25,5 +25,16 @@ apt_ensure() {
   log "installing Debian packages: ${missing[*]}"
   [ "$(id -u)" -eq 0 ] || die "installing ${missing[*]} needs root"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages such as postgresql and redis-server start a system service on install; the
+  # project starts its own instances, so a policy-rc.d keeps the packaged ones stopped.
+  local policy=/usr/sbin/policy-rc.d had_policy=0
+  [ -e "${policy}" ] && had_policy=1
+  if [ "${had_policy}" -eq 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' >"${policy}"
+    chmod 0755 "${policy}"
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+  [ "${had_policy}" -eq 0 ] && rm -f "${policy}"
+  [ "${rc}" -eq 0 ] || die "apt-get install ${missing[*]} failed"
 }
