@@ -104,7 +104,7 @@ def test_load_balancer_answers_and_proxies_to_the_app_hosts(name):
     assert not host.package(other).is_installed
     assert host.socket("tcp://0.0.0.0:80").is_listening
     # No release is deployed, so the load balancer answers for the app with a gateway error.
-    code = host.check_output("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1/health/")
+    code = host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/health/")
     assert code in {"502", "503"}, code
     if software == "nginx":
         assert host.run("nginx -t").rc == 0

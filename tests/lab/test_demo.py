@@ -1,0 +1,84 @@
+"""The README's demo command, run as a new user would, then a re-run of the deploy.
+
+Brings the lab up (unless it already runs), provisions it, deploys v1 and checks that lb1
+serves it healthy; then the same deploy again changes nothing. Removes the lab afterwards
+when this test brought it up.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "tests" / "output"
+PORT = int(os.environ.get("OPSBOOK_LAB_HTTP_PORT", "8080"))
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def lab_running() -> bool:
+    result = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=org.opsbook.lab=1"], capture_output=True, text=True
+    )
+    return bool(result.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def demo_output():
+    was_running = lab_running()
+    OUTPUT.mkdir(exist_ok=True)
+    log = OUTPUT / "demo.log"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"}
+    with log.open("w") as out:
+        result = subprocess.run(
+            [ROOT / "scripts" / "demo.sh"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=1500
+        )
+    yield result.returncode, ANSI.sub("", log.read_text())
+    if not was_running:
+        subprocess.run([ROOT / "scripts" / "lab.sh", "down"], check=False)
+
+
+@pytest.mark.lab
+def test_demo_serves_the_app_healthy_through_lb1(demo_output):
+    rc, text = demo_output
+    assert rc == 0, text[-6000:]
+    assert "HTTP 200" in text
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health/", timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "ok"
+    assert body["components"] == {"database": "ok", "redis": "ok", "celery": "ok"}
+    assert body["version"].endswith("-v1")
+
+
+@pytest.mark.lab
+def test_both_app_hosts_serve_behind_lb1(demo_output):
+    rc, text = demo_output
+    assert rc == 0
+    seen = set()
+    for _ in range(8):
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/version/", timeout=10) as response:
+            seen.add(json.load(response)["hostname"])
+    assert seen == {"app1", "app2"}
+
+
+@pytest.mark.lab
+def test_deploy_rerun_changes_nothing(demo_output):
+    rc, _ = demo_output
+    assert rc == 0
+    result = subprocess.run(
+        [Path(sys.executable).parent / "ansible-playbook", "-i", "inventories/lab", "playbooks/deploy.yml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE))
+    assert set(recap) == {"lb1", "app1", "app2", "db1"}
+    assert all(changed == "0" for changed in recap.values()), recap
