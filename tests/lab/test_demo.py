@@ -66,19 +66,53 @@ def test_both_app_hosts_serve_behind_lb1(demo_output):
     assert seen == {"app1", "app2"}
 
 
-@pytest.mark.lab
-def test_deploy_rerun_changes_nothing(demo_output):
-    rc, _ = demo_output
-    assert rc == 0
+def deploy(*extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
     result = subprocess.run(
-        [Path(sys.executable).parent / "ansible-playbook", "-i", "inventories/lab", "playbooks/deploy.yml"],
+        [Path(sys.executable).parent / "ansible-playbook", "-i", "inventories/lab", "playbooks/deploy.yml", *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
         timeout=600,
     )
+    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
+    return result, recap
+
+
+def served_version() -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/version/", timeout=10) as response:
+        return json.load(response)["version"]
+
+
+@pytest.mark.lab
+def test_deploy_rerun_changes_nothing(demo_output):
+    rc, _ = demo_output
+    assert rc == 0
+    result, recap = deploy()
     assert result.returncode == 0, result.stdout[-4000:]
-    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE))
     assert set(recap) == {"lb1", "app1", "app2", "db1"}
-    assert all(changed == "0" for changed in recap.values()), recap
+    assert all(changed == 0 for changed in recap.values()), recap
+
+
+@pytest.mark.lab
+def test_deploy_check_mode_reports_the_new_release_and_changes_nothing(demo_output):
+    rc, _ = demo_output
+    assert rc == 0
+    before = served_version()
+    result, recap = deploy("--check", "-e", "deploy_ref=v2")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert recap["app1"] > 0 and recap["app2"] > 0, recap
+    assert re.search(r"would install release \d{8}T\d{6}Z-v2 \(v2 at [0-9a-f]{12}\)", result.stdout)
+    assert served_version() == before
+
+
+@pytest.mark.lab
+def test_deploy_of_an_unknown_ref_fails_before_any_change(demo_output):
+    rc, _ = demo_output
+    assert rc == 0
+    before = served_version()
+    result, recap = deploy("-e", "deploy_ref=no-such-tag")
+    assert result.returncode != 0
+    assert "deploy_ref 'no-such-tag' does not resolve to a commit" in result.stdout
+    assert all(changed == 0 for changed in recap.values()), recap
+    assert served_version() == before
