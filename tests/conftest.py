@@ -14,12 +14,19 @@ it is never skipped, so a machine without PostgreSQL cannot pass silently.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import helpers
+
+# The collection's own code imports as ansible_collections.opsbook.webstack.*, as Ansible
+# loads it, through the links in playbooks/collections.
+_COLLECTIONS = str(helpers.REPO_ROOT / "playbooks" / "collections")
+if _COLLECTIONS not in sys.path:
+    sys.path.insert(0, _COLLECTIONS)
 
 
 def _fail(exc: helpers.HarnessError) -> None:

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
+FILTERS = sorted(p.stem for p in (ROOT / "plugins" / "filter").glob("*.py") if p.stem != "__init__")
 
 
 def run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -52,12 +53,14 @@ def test_every_role_declares_its_arguments(role):
     assert (ROOT / "roles" / role / "defaults" / "main.yml").is_file(), f"roles/{role} has no defaults/main.yml"
 
 
-DOCUMENTED = [("module", m) for m in MODULES] + [("role", r) for r in ROLES]
+DOCUMENTED = (
+    [("module", m) for m in MODULES] + [("filter", f) for f in FILTERS] + [("role", r) for r in ROLES]
+)
 
 
 @pytest.mark.parametrize(("kind", "name"), DOCUMENTED, ids=[f"{k}:{n}" for k, n in DOCUMENTED])
 def test_ansible_doc_renders(kind, name):
-    """`ansible-doc` works for every module and role, through the playbook-adjacent collection."""
+    """`ansible-doc` works for every module, filter and role, through the playbook-adjacent collection."""
     result = run(
         BIN / "ansible-doc",
         "-t",
