@@ -3,7 +3,6 @@
 """The retention_plan filter: which backups a rotation keeps and deletes, and why."""
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.opsbook.webstack.plugins.module_utils.retention import RetentionError, plan
 
 DOCUMENTATION = r"""
@@ -21,7 +20,9 @@ options:
     elements: dict
     required: true
   policy:
-    description: C(keep_last), C(keep_days), C(keep_daily), C(keep_weekly), C(keep_monthly) (whole numbers; 0 or unset is off).
+    description:
+      - C(keep_last), C(keep_days), C(keep_daily), C(keep_weekly), C(keep_monthly).
+      - Whole numbers; 0 or unset turns a rule off.
     type: dict
     required: true
   now:

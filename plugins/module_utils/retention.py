@@ -92,7 +92,7 @@ def plan(backups: list[dict], policy: dict, now: dt.datetime | str | None = None
             if when >= limit:
                 reasons.setdefault(item["id"], []).append(f"younger than {rules['keep_days']} days")
     _periods(verified, lambda w: w.date().isoformat(), rules["keep_daily"], "day", reasons)
-    _periods(verified, lambda w: "%d-W%02d" % w.isocalendar()[:2], rules["keep_weekly"], "week", reasons)
+    _periods(verified, lambda w: "{}-W{:02d}".format(*w.isocalendar()[:2]), rules["keep_weekly"], "week", reasons)
     _periods(verified, lambda w: f"{w.year}-{w.month:02d}", rules["keep_monthly"], "month", reasons)
     if verified:
         reasons.setdefault(verified[0][1]["id"], []).append("the newest verified backup is never deleted")

@@ -3,7 +3,6 @@
 import datetime as dt
 
 import pytest
-
 from ansible_collections.opsbook.webstack.plugins.module_utils.retention import RetentionError, plan
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
