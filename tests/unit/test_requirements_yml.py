@@ -142,12 +142,32 @@ def installed_collections(cwd: Path, env: dict[str, str] | None = None) -> dict[
     )
     assert result.returncode == 0, f"ansible-galaxy collection list failed:\n{result.stderr}"
     listing = json.loads(result.stdout)
+    # The listing is not in search order (site-packages can come first). Ansible searches
+    # the configured COLLECTIONS_PATHS first, then sys.path; the first copy of a name wins.
+    configured = [str(Path(p).expanduser() / "ansible_collections") for p in configured_collection_paths(cwd, env)]
+
+    def rank(path: str) -> int:
+        return configured.index(path) if path in configured else len(configured)
+
     found: dict[str, Installed] = {}
-    # The listing's paths are in collection search order; the first copy of a name wins.
-    for path, collections in listing.items():
-        for name, info in collections.items():
+    for path in sorted(listing, key=rank):
+        for name, info in listing[path].items():
             found.setdefault(name, Installed(name, str(info.get("version") or "*"), path))
     return found
+
+
+def configured_collection_paths(cwd: Path, env: dict[str, str] | None) -> list[str]:
+    result = subprocess.run(
+        [str(BIN / "ansible-config"), "dump", "--format", "json"],
+        cwd=cwd,
+        env=env or galaxy_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"ansible-config dump failed:\n{result.stderr}"
+    settings = {item["name"]: item.get("value") for item in json.loads(result.stdout) if "name" in item}
+    return list(settings.get("COLLECTIONS_PATHS") or [])
 
 
 def unmet(requirement: Requirement, installed: dict[str, Installed]) -> str | None:
