@@ -6,41 +6,12 @@ when this test brought it up.
 """
 
 import json
-import os
 import re
 import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "tests" / "output"
-PORT = int(os.environ.get("OPSBOOK_LAB_HTTP_PORT", "8080"))
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def lab_running() -> bool:
-    result = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=org.opsbook.lab=1"], capture_output=True, text=True
-    )
-    return bool(result.stdout.strip())
-
-
-@pytest.fixture(scope="module")
-def demo_output():
-    was_running = lab_running()
-    OUTPUT.mkdir(exist_ok=True)
-    log = OUTPUT / "demo.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"}
-    with log.open("w") as out:
-        result = subprocess.run(
-            [ROOT / "scripts" / "demo.sh"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=1500
-        )
-    yield result.returncode, ANSI.sub("", log.read_text())
-    if not was_running:
-        subprocess.run([ROOT / "scripts" / "lab.sh", "down"], check=False)
+from lab_helpers import PORT, ansible_playbook
 
 
 @pytest.mark.lab
@@ -67,16 +38,7 @@ def test_both_app_hosts_serve_behind_lb1(demo_output):
 
 
 def deploy(*extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
-    result = subprocess.run(
-        [Path(sys.executable).parent / "ansible-playbook", "-i", "inventories/lab", "playbooks/deploy.yml", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        timeout=600,
-    )
-    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
-    return result, recap
+    return ansible_playbook("deploy.yml", *extra)
 
 
 def served_version() -> str:

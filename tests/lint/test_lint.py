@@ -53,9 +53,7 @@ def test_every_role_declares_its_arguments(role):
     assert (ROOT / "roles" / role / "defaults" / "main.yml").is_file(), f"roles/{role} has no defaults/main.yml"
 
 
-DOCUMENTED = (
-    [("module", m) for m in MODULES] + [("filter", f) for f in FILTERS] + [("role", r) for r in ROLES]
-)
+DOCUMENTED = [("module", m) for m in MODULES] + [("filter", f) for f in FILTERS] + [("role", r) for r in ROLES]
 
 
 @pytest.mark.parametrize(("kind", "name"), DOCUMENTED, ids=[f"{k}:{n}" for k, n in DOCUMENTED])

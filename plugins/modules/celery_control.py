@@ -1,0 +1,761 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: celery_control
+short_description: Change what Celery workers do - consumers, warm shutdown, drain, requeue of failed tasks
+version_added: "0.1.0"
+description:
+  - The mutating side of M(opsbook.webstack.celery_inspect), through the broker with a bare Celery app
+    (no project code on the host).
+  - C(cancel_consumer) and C(add_consumer) change which queues the workers consume, only where needed,
+    and confirm the change through the workers' active queues.
+  - C(shutdown) asks the workers for a warm shutdown (running tasks finish first) and waits until they
+    stop answering, or answer with a new process id (a service manager restarted them).
+  - C(drain) stops the workers consuming (O(queues), or every queue they consume), confirms it through
+    their active queues, then waits until they have no active and no reserved task or O(wait_timeout)
+    passes, and returns what was still running.
+  - C(requeue_failed) reads failed tasks recorded by django-celery-results (with C(result_extended) on)
+    from its PostgreSQL table, by task name, since a time, with a limit, and sends each again with the
+    same name, arguments and keyword arguments.
+  - A named worker that does not answer is unknown; the module changes nothing and fails rather than
+    act on a partial view (except C(shutdown), which warns and leaves it alone).
+  - In check mode nothing is sent to the workers and nothing is requeued; the result says what would be done.
+author:
+  - opsbook engineers (@opsbook)
+options:
+  action:
+    description:
+      - What to do. See the description.
+    type: str
+    required: true
+    choices: [cancel_consumer, add_consumer, shutdown, drain, requeue_failed]
+  queues:
+    description:
+      - Queues to cancel or add (required for C(cancel_consumer) and C(add_consumer)).
+      - For C(drain), the queues to stop consuming; omit to stop every queue the workers consume.
+        The wait that follows is for every task the workers run, whatever queue it came from.
+      - An added queue gets a direct exchange and routing key of its own name, as Celery's automatic
+        queues do.
+    type: list
+    elements: str
+  wait_timeout:
+    description:
+      - Deadline in seconds for confirming a consumer change, for C(drain) to see the workers idle,
+        and for C(shutdown) to see the workers gone.
+    type: float
+    default: 60
+  poll_interval:
+    description:
+      - Seconds between two polls while waiting.
+    type: float
+    default: 0.5
+  fail_on_timeout:
+    description:
+      - For C(drain), fail when tasks are still running at the deadline. With V(false), the module
+        warns, returns C(drained=false) and what was still running, and the play goes on.
+    type: bool
+    default: true
+  task_names:
+    description:
+      - For C(requeue_failed), the task names to requeue (C(certificates.tasks.generate_certificate)).
+        Omit to requeue failed tasks of every name (then O(since) is required).
+    type: list
+    elements: str
+  since:
+    description:
+      - For C(requeue_failed), only tasks that failed at or after this time. An ISO 8601 time
+        (C(2025-01-31T12:00:00Z); without a zone, UTC) or a duration back from now (C(90m), C(2h), C(1d)).
+    type: str
+  limit:
+    description:
+      - For C(requeue_failed), at most this many tasks, oldest failure first. C(more) in the result
+        says whether others matched.
+    type: int
+    default: 100
+  requeue_queue:
+    description:
+      - For C(requeue_failed), the queue to send the tasks to. The result table does not record the
+        queue a task came from; omit to use Celery's default queue (C(celery)).
+    type: str
+  result_db:
+    description:
+      - For C(requeue_failed), the PostgreSQL database of the django-celery-results backend.
+        Unset connection options fall back to libpq's environment variables and C(~/.pgpass).
+    type: dict
+    suboptions:
+      host:
+        description: Host name or Unix socket directory.
+        type: str
+      port:
+        description: Port.
+        type: int
+      user:
+        description: Role to connect as. Only SELECT on the table is needed.
+        type: str
+      password:
+        description: Password of O(result_db.user).
+        type: str
+      dbname:
+        description: Database name.
+        type: str
+      sslmode:
+        description: libpq C(sslmode).
+        type: str
+        choices: [disable, allow, prefer, require, verify-ca, verify-full]
+      connect_timeout:
+        description: Seconds to wait for the database connection.
+        type: int
+        default: 10
+      table:
+        description: The result table, optionally schema-qualified.
+        type: str
+        default: django_celery_results_taskresult
+extends_documentation_fragment:
+  - opsbook.webstack.celery
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads the workers' state (and the result table) and reports what would be done; sends nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - psycopg (3.x) for C(requeue_failed)
+notes:
+  - C(requeue_failed) gives each resent task the id C(uuid5(NAMESPACE_URL, "opsbook:requeue:<failed id>")),
+    and skips a failed task whose resent copy already has a row in the table, so running it twice does not
+    send a task twice once the first copy has started (the sample app records C(STARTED)). A copy that
+    is still waiting in the queue has no row yet.
+  - Arguments are read from C(task_args) and C(task_kwargs), which hold Celery's C(argsrepr) and
+    C(kwargsrepr) for task protocol 2. A task sent with a custom or shortened C(argsrepr) cannot be
+    resent faithfully and is skipped with the reason.
+  - C(drain) leaves the workers running without consumers; a restart (or C(add_consumer)) brings the
+    consumers back.
+seealso:
+  - module: opsbook.webstack.celery_inspect
+  - name: Celery workers guide, remote control
+    description: The control commands this module sends.
+    link: https://docs.celeryq.dev/en/stable/userguide/workers.html#remote-control
+"""
+
+EXAMPLES = r"""
+- name: CELERY | Drain the workers of this host before a deploy (wait up to 10 minutes)
+  opsbook.webstack.celery_control:
+    broker_url: "{{ app_broker_url }}"
+    action: drain
+    destination: ["celery@{{ ansible_facts['hostname'] }}"]
+    wait_timeout: 600
+  register: celery_register_drain
+
+- name: CELERY | Stop consuming the certificates queue everywhere
+  opsbook.webstack.celery_control:
+    broker_url: "{{ app_broker_url }}"
+    action: cancel_consumer
+    queues: [certificates]
+
+- name: CELERY | Consume it again
+  opsbook.webstack.celery_control:
+    broker_url: "{{ app_broker_url }}"
+    action: add_consumer
+    queues: [certificates]
+
+- name: CELERY | Warm shutdown of one worker
+  opsbook.webstack.celery_control:
+    broker_url: "{{ app_broker_url }}"
+    action: shutdown
+    destination: [celery@app2]
+    wait_timeout: 300
+
+- name: CELERY | Requeue certificate generations that failed in the last 2 hours
+  opsbook.webstack.celery_control:
+    broker_url: "{{ app_broker_url }}"
+    action: requeue_failed
+    task_names: [certificates.tasks.generate_certificate]
+    since: 2h
+    limit: 500
+    result_db:
+      host: db1
+      dbname: journal
+      user: journal
+      password: "{{ vault_journal_db_password }}"
+"""
+
+RETURN = r"""
+workers:
+  description:
+    - Per worker that answered, its active queues before and after (consumer actions and C(drain)),
+      its process id (C(shutdown)), and its replies to the commands sent.
+  returned: always
+  type: dict
+  sample:
+    celery@app1:
+      before: [celery, certificates]
+      after: [celery]
+      replies: {cancel_consumer: ["no longer consuming from certificates"]}
+plan:
+  description: Per worker, the queues that were (or in check mode would be) cancelled or added.
+  returned: when action is cancel_consumer, add_consumer or drain
+  type: dict
+  sample: {celery@app1: [certificates]}
+confirmed:
+  description: The workers' active queues showed the change (null in check mode or when nothing changed).
+  returned: when action is cancel_consumer, add_consumer or drain
+  type: bool
+  sample: true
+drained:
+  description: Every worker answered with no active and no reserved task before the deadline.
+  returned: when action is drain
+  type: bool
+  sample: false
+still_running:
+  description: Per worker, the tasks still active or reserved at the end of the wait (in check mode, now).
+  returned: when action is drain
+  type: dict
+  sample:
+    celery@app1:
+      - id: 3f2c1e9a-5b7d-4c1e-9a3b-1f2e3d4c5b6a
+        name: articles.tasks.slow_task
+        args: [30]
+        state: active
+        runtime: 12.4
+stopped:
+  description: Workers that stopped answering after C(shutdown) (or answer with a new pid, listed in C(restarted)).
+  returned: when action is shutdown
+  type: list
+  elements: str
+  sample: [celery@app2]
+restarted:
+  description: Workers that answer again with a different process id (a service manager restarted them).
+  returned: when action is shutdown
+  type: list
+  elements: str
+  sample: []
+unknown_workers:
+  description: Workers named in O(destination) that did not answer.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+requeued:
+  description:
+    - Failed tasks resent (in check mode, that would be resent), oldest failure first, with their new task id.
+  returned: when action is requeue_failed
+  type: list
+  elements: dict
+  sample:
+    - task_id: 9b1d0c36-0c1a-4b8e-9f4e-2b7f1c7d9a10
+      new_task_id: 5e0b8f9e-3c55-5a8b-8e57-6f3b6c1c2d44
+      task_name: certificates.tasks.generate_certificate
+      args: ["4f1c5a3e-8d2b-4c6a-9e7f-0a1b2c3d4e5f"]
+      kwargs: {}
+      date_done: "2025-01-31T12:03:44.120000+00:00"
+skipped:
+  description: Failed tasks matched but not resent, each with the reason.
+  returned: when action is requeue_failed
+  type: list
+  elements: dict
+  sample:
+    - task_id: 0c6b1e52-8a43-4e0e-b5a5-77f2d1c0b9e3
+      task_name: certificates.tasks.generate_certificate
+      reason: already requeued as 6d1f0e0a-2f4d-5b1e-9a77-1c2d3e4f5a6b (SUCCESS)
+more:
+  description: More failed tasks matched than O(limit); run again to requeue the next ones.
+  returned: when action is requeue_failed
+  type: bool
+  sample: false
+since:
+  description: The O(since) time as used, in UTC.
+  returned: when action is requeue_failed and since is set
+  type: str
+  sample: "2025-01-31T10:00:00+00:00"
+waited:
+  description: Seconds spent waiting for confirmation, idleness or shutdown.
+  returned: always
+  type: float
+  sample: 4.2
+elapsed:
+  description: Seconds the whole module took.
+  returned: always
+  type: float
+  sample: 4.3
+broker:
+  description: The broker URL with its password masked.
+  returned: always
+  type: str
+  sample: "redis://:********@redis1:6379/0"
+"""
+
+import ast
+import datetime
+import json
+import time
+import traceback
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import (
+    CELERY_IMPORT_ERROR,
+    HAS_CELERY,
+    BrokerError,
+    CeleryBroker,
+    common_argument_spec,
+    describe_task,
+    parse_since,
+    protect,
+    redact,
+    safe_url,
+)
+
+try:
+    import psycopg
+    from psycopg import sql
+
+    HAS_PSYCOPG = True
+    PSYCOPG_IMPORT_ERROR = None
+except ImportError:
+    HAS_PSYCOPG = False
+    PSYCOPG_IMPORT_ERROR = traceback.format_exc()
+
+ACTIONS = ["cancel_consumer", "add_consumer", "shutdown", "drain", "requeue_failed"]
+REQUEUE_NAMESPACE = uuid.NAMESPACE_URL
+
+
+class Failure(Exception):
+    """Stop with this message; the result gathered so far goes with it."""
+
+
+def argument_spec() -> dict:
+    spec = common_argument_spec()
+    spec.update(
+        action=dict(type="str", required=True, choices=ACTIONS),
+        queues=dict(type="list", elements="str"),
+        wait_timeout=dict(type="float", default=60.0),
+        poll_interval=dict(type="float", default=0.5),
+        fail_on_timeout=dict(type="bool", default=True),
+        task_names=dict(type="list", elements="str"),
+        since=dict(type="str"),
+        limit=dict(type="int", default=100),
+        requeue_queue=dict(type="str"),
+        result_db=dict(
+            type="dict",
+            options=dict(
+                host=dict(type="str"),
+                port=dict(type="int"),
+                user=dict(type="str"),
+                password=dict(type="str", no_log=True),
+                dbname=dict(type="str"),
+                sslmode=dict(type="str", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+                connect_timeout=dict(type="int", default=10),
+                table=dict(type="str", default="django_celery_results_taskresult"),
+            ),
+        ),
+    )
+    return spec
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class Controller:
+    def __init__(self, module: AnsibleModule, broker: CeleryBroker, result: dict) -> None:
+        self.module = module
+        self.params = module.params
+        self.broker = broker
+        self.result = result
+        self.started = time.monotonic()
+        self.deadline = self.started + self.params["wait_timeout"]
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def sleep(self) -> None:
+        time.sleep(max(0.0, min(self.params["poll_interval"], self.remaining())))
+
+    def waited(self) -> None:
+        self.result["waited"] = round(time.monotonic() - self.started, 3)
+
+    def targets(self) -> list[str]:
+        """Workers that answered; with a destination list, every one of them must answer."""
+        destination = self.params["destination"]
+        answered, unknown, _ = self.broker.discover(destination)
+        self.result["unknown_workers"] = unknown
+        if unknown:
+            raise Failure(
+                f"no reply from {', '.join(unknown)} within {self.params['timeout']:g}s: their state is unknown, "
+                "so nothing was changed. Check those workers, or leave them out of destination."
+            )
+        if not answered:
+            raise Failure(f"no worker answered within {self.params['timeout']:g}s; nothing was changed")
+        for worker in answered:
+            self.result["workers"].setdefault(worker, {})
+        return answered
+
+    def active_queues(self, workers: list[str]) -> dict[str, list[str]]:
+        names = self.broker.active_queue_names(workers)
+        silent = sorted(set(workers) - set(names))
+        if silent:
+            raise Failure(f"no reply to active_queues from {', '.join(silent)}: their queues are unknown")
+        return names
+
+    # ---- consumers
+
+    def plan_consumers(self, action: str, workers: list[str], queues: list[str] | None) -> dict[str, list[str]]:
+        before = self.active_queues(workers)
+        plan = {}
+        for worker in workers:
+            self.result["workers"][worker]["before"] = before[worker]
+            if action == "cancel_consumer":
+                wanted = before[worker] if queues is None else [q for q in queues if q in before[worker]]
+            else:
+                wanted = [q for q in queues if q not in before[worker]]
+            if wanted:
+                plan[worker] = wanted
+        self.result["plan"] = plan
+        return plan
+
+    def apply_consumers(self, action: str, plan: dict[str, list[str]]) -> None:
+        queues = sorted({q for wanted in plan.values() for q in wanted})
+        for queue in queues:
+            destination = sorted(w for w, wanted in plan.items() if queue in wanted)
+            arguments = {"queue": queue}
+            if action == "add_consumer":
+                arguments.update(exchange=None, exchange_type="direct", routing_key=None)
+            replies = self.broker.broadcast(action, destination, arguments)
+            for worker in destination:
+                reply = replies.get(worker)
+                text = (reply or {}).get("ok") or (reply or {}).get("error") or "no reply"
+                self.result["workers"][worker].setdefault("replies", {}).setdefault(action, []).append(text)
+
+    def confirm_consumers(self, action: str, plan: dict[str, list[str]], workers: list[str]) -> None:
+        """Poll active_queues until the plan shows in them, or the deadline passes."""
+        while True:
+            after = self.broker.active_queue_names(workers)
+            pending = []
+            for worker, wanted in sorted(plan.items()):
+                queues = after.get(worker)
+                if queues is None:
+                    pending.append(f"{worker} did not answer")
+                elif action == "cancel_consumer" and set(wanted) & set(queues):
+                    pending.append(f"{worker} still consumes {', '.join(sorted(set(wanted) & set(queues)))}")
+                elif action == "add_consumer" and set(wanted) - set(queues):
+                    pending.append(f"{worker} does not consume {', '.join(sorted(set(wanted) - set(queues)))} yet")
+            for worker, queues in after.items():
+                self.result["workers"][worker]["after"] = queues
+            if not pending:
+                self.result["confirmed"] = True
+                return
+            if self.remaining() <= 0:
+                self.result["confirmed"] = False
+                raise Failure(
+                    f"{action} not confirmed by the workers' active queues after {self.params['wait_timeout']:g}s: "
+                    + "; ".join(pending)
+                )
+            self.sleep()
+
+    def consumers(self, action: str) -> None:
+        workers = self.targets()
+        plan = self.plan_consumers(action, workers, self.params["queues"])
+        self.result["changed"] = bool(plan)
+        self.result["confirmed"] = None
+        if self.module.check_mode or not plan:
+            for worker in workers:
+                self.result["workers"][worker]["after"] = self.result["workers"][worker]["before"]
+            return
+        self.apply_consumers(action, plan)
+        self.confirm_consumers(action, plan, workers)
+        self.waited()
+
+    # ---- drain
+
+    def still_running(self, workers: list[str]) -> tuple[dict, list[str]]:
+        tasks, unknown = self.broker.busy(workers)
+        now = time.time()
+        running = {}
+        for worker, items in tasks.items():
+            if items:
+                running[worker] = [
+                    {
+                        "id": t.get("id"),
+                        "name": t.get("name") or t.get("type"),
+                        "args": t.get("args"),
+                        "kwargs": t.get("kwargs"),
+                        "state": t.get("state"),
+                        "runtime": round(now - float(t["time_start"]), 3) if t.get("time_start") else None,
+                        "time_start": t.get("time_start"),
+                    }
+                    for t in items
+                ]
+        return running, unknown
+
+    def drain(self) -> None:
+        workers = self.targets()
+        plan = self.plan_consumers("cancel_consumer", workers, self.params["queues"])
+        self.result["changed"] = bool(plan)
+        self.result["confirmed"] = None
+        if self.module.check_mode:
+            running, unknown = self.still_running(workers)
+            self.result.update(still_running=running, drained=None)
+            return
+        if plan:
+            self.apply_consumers("cancel_consumer", plan)
+            self.confirm_consumers("cancel_consumer", plan, workers)
+        while True:
+            running, unknown = self.still_running(workers)
+            self.result["still_running"] = running
+            if not running and not unknown:
+                self.result["drained"] = True
+                self.waited()
+                return
+            if self.remaining() <= 0:
+                break
+            self.sleep()
+        self.result["drained"] = False
+        self.waited()
+        now = time.time()
+        parts = []
+        for worker, tasks in sorted(running.items()):
+            described = ", ".join(describe_task({**t, "time_start": t.get("time_start")}, now) for t in tasks)
+            parts.append(f"{worker}: {described}")
+        parts += [f"{worker}: no reply (unknown, not idle)" for worker in unknown]
+        self.result["unknown_workers"] = sorted(set(self.result["unknown_workers"]) | set(unknown))
+        message = f"drain: gave up after {self.params['wait_timeout']:g}s; still running: " + "; ".join(parts)
+        if self.params["fail_on_timeout"]:
+            raise Failure(message)
+        self.module.warn(message)
+
+    # ---- shutdown
+
+    def shutdown(self) -> None:
+        destination = self.params["destination"]
+        answered, unknown, _ = self.broker.discover(destination)
+        self.result["unknown_workers"] = unknown
+        if unknown:
+            self.module.warn(
+                f"no reply from {', '.join(unknown)}: not sent a shutdown (they may be stopped already; "
+                "their state is unknown)"
+            )
+        stats = self.broker.ask("stats", answered) if answered else {}
+        pids = {worker: (stats.get(worker) or {}).get("pid") for worker in answered}
+        for worker in answered:
+            self.result["workers"].setdefault(worker, {})["pid"] = pids[worker]
+        self.result["changed"] = bool(answered)
+        self.result.update(stopped=[], restarted=[])
+        if self.module.check_mode or not answered:
+            return
+        self.broker.broadcast("shutdown", answered, reply=False)
+        remaining = list(answered)
+        while True:
+            still, _, _ = self.broker.discover(remaining)
+            now_stats = self.broker.ask("stats", still) if still else {}
+            for worker in remaining:
+                if worker not in still:
+                    self.result["stopped"].append(worker)
+                elif (now_stats.get(worker) or {}).get("pid") not in (None, pids[worker]):
+                    self.result["restarted"].append(worker)
+            remaining = [w for w in still if w not in self.result["restarted"]]
+            if not remaining:
+                self.waited()
+                self.result["stopped"].sort()
+                self.result["restarted"].sort()
+                return
+            if self.remaining() <= 0:
+                break
+            self.sleep()
+        self.waited()
+        running, _ = self.still_running(remaining)
+        details = []
+        for worker in remaining:
+            tasks = running.get(worker) or []
+            busy = f", finishing {len(tasks)} task(s): " + ", ".join(describe_task(t) for t in tasks) if tasks else ""
+            details.append(f"{worker} (pid {pids[worker]}){busy}")
+        raise Failure(
+            f"shutdown: after {self.params['wait_timeout']:g}s still answering: {'; '.join(details)}. "
+            "A warm shutdown waits for running tasks; raise wait_timeout or stop the process."
+        )
+
+
+# --------------------------------------------------------------------------- requeue
+
+
+def decode_arguments(raw, content_type: str | None, kind: str):
+    """task_args/task_kwargs as django-celery-results stores them: JSON of the argsrepr string (protocol 2),
+    or JSON of the arguments themselves (protocol 1). Raises ValueError with the reason."""
+    if raw is None:
+        raise ValueError(f"no {kind} recorded (is result_extended on?)")
+    if content_type and content_type != "application/json":
+        raise ValueError(f"{kind} are stored as {content_type}; only application/json can be read")
+    value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(
+                f"{kind} were recorded as {value[:80]!r}, which is not a literal (custom or shortened repr)"
+            ) from None
+    if kind == "args" and isinstance(value, (list, tuple)):
+        return list(value)
+    if kind == "kwargs" and isinstance(value, dict):
+        return value
+    raise ValueError(f"{kind} recorded as {type(value).__name__}, not a {'list' if kind == 'args' else 'dict'}")
+
+
+def requeue_id(task_id: str) -> str:
+    return str(uuid.uuid5(REQUEUE_NAMESPACE, f"opsbook:requeue:{task_id}"))
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+
+def read_failed(conninfo: dict, table: str, names, since, limit: int) -> tuple[list[dict], bool, dict]:
+    """(failed rows oldest first, more than limit matched, {requeue id: status} of copies already recorded)."""
+    identifier = sql.Identifier(*table.split("."))
+    where = [sql.SQL("status = 'FAILURE'")]
+    values: list = []
+    if names:
+        where.append(sql.SQL("task_name = ANY(%s)"))
+        values.append(list(names))
+    if since is not None:
+        where.append(sql.SQL("date_done >= %s"))
+        values.append(since)
+    query = sql.SQL(
+        "SELECT task_id, task_name, task_args, task_kwargs, content_type, date_done, worker "
+        "FROM {table} WHERE {where} ORDER BY date_done, task_id LIMIT %s"
+    ).format(table=identifier, where=sql.SQL(" AND ").join(where))
+    with psycopg.connect(**conninfo) as conn:
+        conn.read_only = True
+        with conn.cursor() as cur:
+            cur.execute(query, [*values, limit + 1])
+            columns = [c.name for c in cur.description]
+            rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            copies = {}
+            if rows:
+                cur.execute(
+                    sql.SQL("SELECT task_id, status FROM {table} WHERE task_id = ANY(%s)").format(table=identifier),
+                    [[requeue_id(r["task_id"]) for r in rows]],
+                )
+                copies = dict(cur.fetchall())
+        conn.rollback()
+    return rows, more, copies
+
+
+def requeue_failed(module: AnsibleModule, broker: CeleryBroker, result: dict) -> None:
+    params = module.params
+    if not HAS_PSYCOPG:
+        raise Failure(missing_required_lib("psycopg"))
+    db = dict(params["result_db"] or {})
+    table = db.pop("table", None) or "django_celery_results_taskresult"
+    conninfo = {k: v for k, v in db.items() if v is not None}
+    conninfo.setdefault("application_name", "opsbook.celery_control")
+    since = parse_since(params["since"])
+    if since is not None:
+        result["since"] = since.astimezone(datetime.UTC).isoformat()
+    if params["limit"] < 1:
+        raise Failure("limit must be at least 1")
+    try:
+        rows, more, copies = read_failed(conninfo, table, params["task_names"], since, params["limit"])
+    except psycopg.Error as exc:
+        raise Failure(f"cannot read failed tasks from {table}: {exc.__class__.__name__}: {exc}") from None
+    result.update(requeued=[], skipped=[], more=more)
+    for row in rows:
+        entry = {"task_id": row["task_id"], "task_name": row["task_name"]}
+        new_id = requeue_id(row["task_id"])
+        if new_id in copies:
+            result["skipped"].append({**entry, "reason": f"already requeued as {new_id} ({copies[new_id]})"})
+            continue
+        if not row["task_name"]:
+            result["skipped"].append({**entry, "reason": "no task name recorded (is result_extended on?)"})
+            continue
+        try:
+            args = decode_arguments(row["task_args"], row["content_type"], "args")
+            kwargs = decode_arguments(row["task_kwargs"], row["content_type"], "kwargs")
+        except ValueError as exc:
+            result["skipped"].append({**entry, "reason": str(exc)})
+            continue
+        result["requeued"].append(
+            {**entry, "new_task_id": new_id, "args": args, "kwargs": kwargs, "date_done": _iso(row["date_done"])}
+        )
+    result["changed"] = bool(result["requeued"])
+    if module.check_mode:
+        return
+    for item in result["requeued"]:
+        broker.send_task(item["task_name"], item["args"], item["kwargs"], item["new_task_id"], params["requeue_queue"])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_if=[
+            ("action", "cancel_consumer", ["queues"]),
+            ("action", "add_consumer", ["queues"]),
+            ("action", "shutdown", ["destination"]),
+            ("action", "requeue_failed", ["task_names", "since"], True),
+        ],
+    )
+    if not HAS_CELERY:
+        module.fail_json(msg=missing_required_lib("celery"), exception=CELERY_IMPORT_ERROR)
+    params = module.params
+    secrets = protect(module, params["broker_url"], params["broker_transport_options"])
+    db_password = (params["result_db"] or {}).get("password")
+    if db_password:
+        secrets.append(db_password)
+    action = params["action"]
+    result = {
+        "changed": False,
+        "action": action,
+        "workers": {},
+        "unknown_workers": [],
+        "waited": 0.0,
+        "elapsed": 0.0,
+        "broker": safe_url(params["broker_url"]),
+    }
+    started = time.monotonic()
+    broker = CeleryBroker(
+        params["broker_url"],
+        transport_options=params["broker_transport_options"],
+        accept_content=params["accept_content"],
+        timeout=params["timeout"],
+        connect_timeout=params["connect_timeout"],
+    )
+    failure = None
+    trace = None
+    try:
+        broker.connect()
+        controller = Controller(module, broker, result)
+        if action in ("cancel_consumer", "add_consumer"):
+            controller.consumers(action)
+        elif action == "drain":
+            controller.drain()
+        elif action == "shutdown":
+            controller.shutdown()
+        else:
+            requeue_failed(module, broker, result)
+    except (Failure, BrokerError, ValueError) as exc:
+        failure = str(exc)
+    except Exception as exc:
+        failure = f"celery_control {action} failed: {exc.__class__.__name__}: {exc}"
+        trace = traceback.format_exc()
+    finally:
+        broker.close()
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    if failure is not None:
+        extra = {"exception": redact(trace, secrets)} if trace else {}
+        module.fail_json(msg=redact(failure, secrets), **extra, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Shared by the lab tests: run playbooks against inventories/lab, run commands in lab containers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "tests" / "output"
+PORT = int(os.environ.get("OPSBOOK_LAB_HTTP_PORT", "8080"))
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+BIN = Path(sys.executable).parent
+
+
+def ansible_playbook(playbook: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+    """Run playbooks/<playbook> on the lab; return the process and changed= per host from the recap."""
+    result = subprocess.run(
+        [BIN / "ansible-playbook", "-i", "inventories/lab", f"playbooks/{playbook}", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_SHOW_CUSTOM_STATS": "1"},
+        timeout=900,
+    )
+    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
+    return result, recap
+
+
+def ansible_adhoc(host: str, module: str, args: str, become_user: str = "postgres") -> subprocess.CompletedProcess:
+    """One module on one lab host, as `ansible HOST -m MODULE -a ARGS` (become to become_user)."""
+    return subprocess.run(
+        [BIN / "ansible", "-i", "inventories/lab", host, "-b", "--become-user", become_user, "-m", module, "-a", args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        timeout=300,
+    )
+
+
+def lab_exec(host: str, *argv: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run argv in the lab container of `host` (no shell)."""
+    cmd = ["docker", "exec"] + (["--user", user] if user else []) + [f"opsbook-lab-{host}", *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=300)
+
+
+def lab_running() -> bool:
+    result = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=org.opsbook.lab=1"], capture_output=True, text=True, check=False
+    )
+    return bool(result.stdout.strip())

@@ -1,0 +1,55 @@
+"""Run an opsbook.webstack module's main() in-process, as Ansible would, and read its JSON result."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ansible.module_utils.testing import patch_module_args
+
+
+@dataclass
+class ModuleResult:
+    data: dict
+    stdout: str
+    exit_code: int | None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.data.get("failed"))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.data.get("changed"))
+
+    @property
+    def msg(self) -> str:
+        return str(self.data.get("msg", ""))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+
+def run_module(name: str, args: dict, *, check_mode: bool = False) -> ModuleResult:
+    """Call opsbook.webstack.<name>'s main() with args; what it prints is what Ansible would receive."""
+    module = importlib.import_module(f"ansible_collections.opsbook.webstack.plugins.modules.{name}")
+    args = dict(args)
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    buffer = io.StringIO()
+    code: int | None = None
+    with patch_module_args(args), contextlib.redirect_stdout(buffer):
+        try:
+            module.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else None
+    out = buffer.getvalue()
+    try:
+        data = json.loads(out)
+    except ValueError:
+        raise AssertionError(f"{name} printed no JSON result:\n{out}") from None
+    return ModuleResult(data, out, code)
