@@ -1,0 +1,80 @@
+"""celery.yml on the lab: report, threshold check, drain and resume, requeue of a failed task."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from lab_helpers import ansible_playbook, lab_exec
+
+pytestmark = pytest.mark.lab
+
+
+def celery_call(task: str, args: list) -> None:
+    """Send a task the way an operator would, with the app's own environment, on app1."""
+    lab_exec(
+        "app1",
+        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", "--uid=journal", "--gid=journal",
+        "--property=EnvironmentFile=/srv/journal/shared/env", "--property=WorkingDirectory=/srv/journal/current",
+        "/srv/journal/current/venv/bin/celery", "-A", "journal", "call", task, "--args", json.dumps(args),
+    )  # fmt: skip
+
+
+def stats(stdout: str) -> dict:
+    """The set_stats block that ANSIBLE_SHOW_CUSTOM_STATS prints."""
+    return json.loads(stdout.split("RUN:", 1)[1].strip().splitlines()[0])
+
+
+def test_report_sees_every_worker_and_queue(lab, tmp_path):
+    report = tmp_path / "celery.json"
+    result, _ = ansible_playbook("celery.yml", "-e", f"celery_report_path={report}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["workers_answered"] == 2 and summary["unknown_workers"] == []
+    assert "celery" in summary["queue_depth"]
+    assert stats(result.stdout)["celery"]["workers_expected"] == 2
+    assert "lab-redis-password" not in result.stdout
+
+
+def test_check_fails_when_a_worker_is_down(lab):
+    lab_exec("app2", "systemctl", "stop", "journal-worker")
+    try:
+        result, _ = ansible_playbook("celery.yml", "-e", "celery_action=check")
+    finally:
+        lab_exec("app2", "systemctl", "start", "journal-worker")
+    assert result.returncode != 0
+    assert "min_workers" in result.stdout and "worker@app2" in result.stdout
+    for _ in range(30):  # the worker is back before the next test
+        if ansible_playbook("celery.yml", "-e", "celery_action=check")[0].returncode == 0:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("worker@app2 did not come back")
+
+
+def test_drain_waits_for_the_running_task_then_resume(lab):
+    celery_call("articles.tasks.slow_task", [4])
+    started = time.monotonic()
+    result, _ = ansible_playbook("celery.yml", "-e", "celery_action=drain", "-e", "celery_drain_timeout=60")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert stats(result.stdout)["celery_drained"] is True
+    assert time.monotonic() - started >= 3  # it waited for the task
+    report, _ = ansible_playbook("celery.yml")
+    consumers = json.loads(report.stdout.split("RUN:", 1)[1].strip().splitlines()[0])
+    assert consumers["celery"]["workers_answered"] == 2
+    resumed, _ = ansible_playbook("celery.yml", "-e", "celery_action=resume")
+    assert resumed.returncode == 0, resumed.stdout[-4000:]
+
+
+def test_requeue_resends_a_failed_task(lab):
+    celery_call("certificates.tasks.generate_certificate", ["00000000-0000-0000-0000-000000000000"])
+    time.sleep(3)  # the worker runs it and records the failure
+    check, _ = ansible_playbook(
+        "celery.yml", "--check", "-e", "celery_action=requeue", "-e", "celery_requeue_since=10m"
+    )
+    assert check.returncode == 0, check.stdout[-4000:]
+    result, _ = ansible_playbook("celery.yml", "-e", "celery_action=requeue", "-e", "celery_requeue_since=10m")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert len(stats(result.stdout)["celery_requeued"]) >= 1
+    assert "lab-db-password" not in result.stdout
