@@ -1,0 +1,280 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+module: pg_backup_dump
+short_description: Dump a PostgreSQL database with exact row counts taken in the same snapshot
+version_added: 0.1.0
+description:
+  - Opens a repeatable-read, read-only transaction, exports its snapshot, counts the rows of every
+    table inside it, and runs C(pg_dump --snapshot) on that snapshot, so the counts describe exactly
+    the data in the dump (they are what M(opsbook.webstack.pg_dump_verify) compares at its C(content) level).
+  - Writes the dump to O(dest), which must not exist. On failure, whatever was written is removed.
+  - Returns what a backup manifest needs; the backup role writes the manifest.
+  - The password never appears in a command line; C(pg_dump) gets it through its environment.
+options:
+  database:
+    description: Database to dump.
+    type: str
+    required: true
+  dest:
+    description: Path of the dump (a file, or a directory for O(format=directory)); must not exist.
+    type: path
+    required: true
+  format:
+    description: pg_dump archive format.
+    type: str
+    choices: [custom, directory]
+    default: custom
+  jobs:
+    description: Parallel jobs (directory format only).
+    type: int
+    default: 1
+  compress:
+    description: Compression level 0-9 (0 writes an uncompressed archive).
+    type: int
+    default: 6
+  login_host:
+    description: Host or socket directory; empty for the default socket.
+    type: str
+    default: ""
+  login_port:
+    description: Port.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as; empty for the operating-system user.
+    type: str
+    default: ""
+  login_password:
+    description: Password of O(login_user).
+    type: str
+    default: ""
+  bin_dir:
+    description: Directory holding pg_dump; empty to find it on PATH or in /usr/lib/postgresql/*/bin.
+    type: path
+    default: ""
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is dumped; the result says what would be written.
+requirements:
+  - psycopg (3) or psycopg2 on the host that runs the module
+  - pg_dump of the server's major version or newer
+seealso:
+  - module: opsbook.webstack.pg_dump_verify
+author:
+  - opsbook engineers
+"""
+
+EXAMPLES = r"""
+- name: Dump the app database with row counts from the same snapshot
+  opsbook.webstack.pg_backup_dump:
+    database: journal
+    dest: /var/backups/journal/.tmp-20261122T030000Z.dump
+  become: true
+  become_user: postgres
+  register: dump
+"""
+
+RETURN = r"""
+dest:
+  description: Path written.
+  returned: always
+  type: str
+  sample: /var/backups/journal/.tmp-20261122T030000Z.dump
+format:
+  description: Archive format.
+  returned: always
+  type: str
+  sample: custom
+compression:
+  description: Compression level used.
+  returned: always
+  type: int
+  sample: 6
+snapshot:
+  description: Exported snapshot id the counts and the dump share.
+  returned: success, not in check mode
+  type: str
+  sample: 00000004-0000001B-1
+tables:
+  description: Exact row count per schema.table, counted in the dump's snapshot.
+  returned: success, not in check mode
+  type: dict
+  sample: {"public.articles_article": 1200}
+size:
+  description: Bytes written.
+  returned: success, not in check mode
+  type: int
+  sample: 1048576
+sha256:
+  description: sha256 of the file, or for a directory of its sorted sha256sum listing.
+  returned: success, not in check mode
+  type: str
+  sample: 9f2c...
+server_version:
+  description: Server version.
+  returned: success, not in check mode
+  type: str
+  sample: "15.18"
+pg_dump_version:
+  description: pg_dump version.
+  returned: success, not in check mode
+  type: str
+  sample: "15.18"
+duration:
+  description: Seconds taken (counting and dumping).
+  returned: success, not in check mode
+  type: float
+  sample: 2.5
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import directory_sha256, file_sha256
+
+try:
+    import psycopg as _driver
+
+    DRIVER_ERROR = None
+except ImportError:
+    try:
+        import psycopg2 as _driver
+
+        DRIVER_ERROR = None
+    except ImportError:
+        _driver = None
+        DRIVER_ERROR = traceback.format_exc()
+
+TABLES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+ORDER BY 1, 2
+"""
+
+
+def find_pg_dump(bin_dir: str) -> str:
+    if bin_dir:
+        return os.path.join(bin_dir, "pg_dump")
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"), key=lambda p: int(p.split("/")[4]))
+    return candidates[-1] if candidates else (shutil.which("pg_dump") or "pg_dump")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def conninfo(params: dict, dbname: str) -> dict:
+    info = {"dbname": dbname}
+    for key, name in (("login_host", "host"), ("login_user", "user"), ("login_password", "password")):
+        if params[key]:
+            info[name] = params[key]
+    info["port"] = str(params["login_port"])
+    return info
+
+
+def remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "database": {"type": "str", "required": True},
+            "dest": {"type": "path", "required": True},
+            "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
+            "jobs": {"type": "int", "default": 1},
+            "compress": {"type": "int", "default": 6},
+            "login_host": {"type": "str", "default": ""},
+            "login_port": {"type": "int", "default": 5432},
+            "login_user": {"type": "str", "default": ""},
+            "login_password": {"type": "str", "default": "", "no_log": True},
+            "bin_dir": {"type": "path", "default": ""},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {"changed": True, "dest": p["dest"], "format": p["format"], "compression": p["compress"]}
+    if not 0 <= p["compress"] <= 9:
+        module.fail_json(msg=f"compress must be 0-9, got {p['compress']}", **result)
+    if p["jobs"] < 1 or (p["jobs"] > 1 and p["format"] != "directory"):
+        module.fail_json(msg="jobs must be 1, or more than 1 only with format=directory", **result)
+    if os.path.lexists(p["dest"]):
+        module.fail_json(msg=f"{p['dest']} already exists: a dump never overwrites a file", **result)
+    if module.check_mode:
+        module.exit_json(**result)
+    if _driver is None:
+        module.fail_json(msg=missing_required_lib("psycopg or psycopg2"), exception=DRIVER_ERROR)
+
+    pg_dump = find_pg_dump(p["bin_dir"])
+    started = time.monotonic()
+    conn = None
+    try:
+        conn = _driver.connect(**conninfo(p, p["database"]))
+        conn.autocommit = True  # the transaction below is explicit
+        cur = conn.cursor()
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cur.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
+        snapshot, server_version = cur.fetchone()
+        cur.execute(TABLES_SQL)
+        tables = {}
+        for schema, name in cur.fetchall():
+            # Identifiers from the catalog, quoted: not user input.
+            cur.execute(f"SELECT count(*) FROM {quote_ident(schema)}.{quote_ident(name)}")  # noqa: S608
+            tables[f"{schema}.{name}"] = cur.fetchone()[0]
+        env = dict(os.environ)
+        env.update({"PGDATABASE": p["database"], "PGPORT": str(p["login_port"])})
+        if p["login_host"]:
+            env["PGHOST"] = p["login_host"]
+        if p["login_user"]:
+            env["PGUSER"] = p["login_user"]
+        if p["login_password"]:
+            env["PGPASSWORD"] = p["login_password"]
+        argv = [pg_dump, f"--snapshot={snapshot}", "--format", p["format"], "--compress", str(p["compress"])]
+        argv += ["--file", p["dest"]]
+        if p["format"] == "directory":
+            argv += ["--jobs", str(p["jobs"])]
+        dump = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        if dump.returncode != 0:
+            remove(p["dest"])
+            module.fail_json(msg=f"pg_dump failed (exit {dump.returncode}): {dump.stderr.strip()}", **result)
+        version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+        cur.execute("ROLLBACK")
+    except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
+        remove(p["dest"])
+        module.fail_json(msg=f"Dump of {p['database']} failed: {exc}", exception=traceback.format_exc(), **result)
+    finally:
+        if conn is not None:
+            conn.close()
+    is_dir = os.path.isdir(p["dest"])
+    if is_dir:
+        size = sum(os.path.getsize(os.path.join(p["dest"], n)) for n in os.listdir(p["dest"]))
+    else:
+        size = os.path.getsize(p["dest"])
+    os.chmod(p["dest"], 0o700 if is_dir else 0o600)
+    result.update(
+        snapshot=snapshot,
+        tables=tables,
+        size=size,
+        sha256=directory_sha256(p["dest"]) if is_dir else file_sha256(p["dest"]),
+        server_version=server_version.split()[0],
+        pg_dump_version=version.stdout.strip().split()[-1] if version.returncode == 0 else "unknown",
+        duration=round(time.monotonic() - started, 3),
+    )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,992 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_dump_verify
+short_description: Verify a pg_dump backup, from its header up to a test restore
+version_added: "0.1.0"
+description:
+  - Verifies the output of C(pg_dump) at increasing levels; each level includes the ones before it.
+  - C(header) detects the format from the content (never from the file name) and parses the header in Python
+    (archive version, compression, database name, server and pg_dump versions, creation time).
+  - C(structure) parses the table of contents and checks that every data member is present and complete
+    (custom format - every data block walked from the end of the TOC to the end of the file; directory
+    format - every data file; tar format - every member and the end-of-archive marker; plain SQL - every
+    COPY block terminated and pg_dump's completion trailer present).
+  - C(read) decompresses all data (zlib/gzip), checks each table's COPY data ends with pg_dump's end
+    marker, counts rows, and runs C(pg_restore -f /dev/null) on archive formats; a pg_restore error or a
+    warning such as C(no data will be available) fails the level.
+  - C(content) compares the row count of every table, read from the archive, with the O(manifest);
+    compares the sha256 of the archive with O(checksum) or the manifest's; checks that every table of
+    O(expect_tables) is present with rows.
+  - C(restore) restores the archive into a new scratch database (C(pg_restore), or C(psql) for plain SQL),
+    counts the rows of every table there, compares them with the archive and the manifest, and drops the
+    scratch database whatever happened.
+  - C(pg_restore -l) only reads the header and the table of contents; it exits 0 on a custom archive
+    truncated anywhere after the TOC, so this module never relies on it.
+  - The module never changes anything outside the scratch database it creates and drops; it always
+    reports C(changed=false).
+options:
+  path:
+    description:
+      - The backup to verify, on the managed host - a file (custom, tar, plain SQL, gzip-compressed plain
+        SQL) or a directory (directory format, the one containing C(toc.dat)).
+    type: path
+    required: true
+  level:
+    description:
+      - How far to verify; each level includes the ones before it.
+      - C(header) - format, archive version, compression, database, versions, creation time.
+      - C(structure) - TOC, and every data member present and complete.
+      - C(read) - all data decompressed and row counts read; C(pg_restore -f /dev/null) on archive formats.
+      - C(content) - row counts compared with the manifest, sha256 compared, O(expect_tables) present with rows.
+      - C(restore) - restore into a scratch database, row counts compared, scratch database dropped.
+        Skipped in check mode.
+    type: str
+    choices: [header, structure, read, content, restore]
+    default: content
+  manifest:
+    description:
+      - Path, on the managed host, of the backup's manifest, a JSON object. The keys this module reads,
+        all optional - C(sha256) (hex digest of the file; for a directory archive, of the listing
+        C(cd DIR && LC_ALL=C sha256sum * | sha256sum)), C(tables) (object mapping C(schema.table) to its
+        exact row count), C(format) (C(custom), C(directory), C(tar), C(plain) or C(plain_gzip)),
+        C(database) (the database that was dumped) and C(size) (bytes). Other keys are ignored, so the
+        backup role's manifest (id, created, release, ...) can be given as is.
+      - 'Example - C({"format": "custom", "sha256": "9f2c...", "tables": {"public.orders": 4000, "audit.log": 2000}}).'
+      - Every table listed must be in the archive with exactly that many rows; tables of the archive that
+        are not listed are not compared.
+      - The row counts are compared at level C(content) and again after the test restore at level C(restore).
+    type: path
+  checksum:
+    description:
+      - Expected sha256 of the archive (64 hex digits, optionally prefixed with C(sha256:)); overrides the
+        manifest's C(sha256). Compared at level C(content).
+      - Without a checksum, a changed byte inside uncompressed data (C(pg_dump -Z0), tar, plain SQL) can
+        go unnoticed by every other check.
+    type: str
+  expect_tables:
+    description:
+      - Tables (C(schema.table); a name without schema means C(public)) that must be in the archive with at
+        least one row. Catches a valid dump of the wrong database. Checked at level C(content).
+    type: list
+    elements: str
+    default: []
+  pg_bin_dir:
+    description:
+      - Directory holding C(pg_restore) and C(psql).
+      - Without it, the newest C(/usr/lib/postgresql/*/bin) or C(/usr/pgsql-*/bin), then the PATH. The
+        tools must be at least as new as the pg_dump that wrote the archive.
+    type: path
+  login_host:
+    description:
+      - Host of the PostgreSQL server used for the C(restore) level. Empty means the local socket.
+    type: str
+    default: ""
+    aliases: [host]
+  login_port:
+    description:
+      - Port of that server.
+    type: int
+    default: 5432
+    aliases: [port]
+  login_user:
+    description:
+      - Role used for the C(restore) level; it needs C(CREATEDB) (or superuser).
+    type: str
+    default: postgres
+    aliases: [login]
+  login_password:
+    description:
+      - Password of O(login_user). It is written to a temporary C(0600) passfile given to C(psql) and
+        C(pg_restore) through C(PGPASSFILE); it never appears on a command line, in the environment of the
+        tools, or in the result.
+    type: str
+    default: ""
+  login_unix_socket:
+    description:
+      - Directory of the server's Unix socket, used when O(login_host) is empty.
+    type: str
+    default: ""
+  maintenance_db:
+    description:
+      - Database to connect to for creating and dropping the scratch database.
+    type: str
+    default: postgres
+  connect_timeout:
+    description:
+      - Seconds to wait for each connection to the server.
+    type: int
+    default: 10
+  scratch_db_prefix:
+    description:
+      - Prefix of the scratch database's name; the module appends the time and random hex digits, so runs
+        never collide. Lowercase letters, digits and underscores, at most 30 characters.
+    type: str
+    default: pg_dump_verify
+  restore_jobs:
+    description:
+      - Parallel jobs for C(pg_restore -j) at the C(restore) level (custom and directory formats).
+    type: int
+    default: 1
+  restore_no_owner:
+    description:
+      - Restore without ownership and privileges (C(pg_restore --no-owner --no-privileges)), so roles of the
+        dumped server need not exist on the verification server. Plain SQL is restored as written.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds each external command (C(pg_restore), C(psql)) may run before the module stops it and fails,
+        naming the command.
+    type: int
+    default: 3600
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Levels up to C(content) only read; in check mode the C(restore) level is skipped and
+      RV(skipped_levels) says so.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - C(pg_restore) for the C(read) level on custom, directory and tar archives.
+  - C(pg_restore) and C(psql), and a PostgreSQL server, for the C(restore) level.
+notes:
+  - Row counts are read from the COPY data in the archive. Tables dumped as INSERT statements
+    (C(pg_dump --inserts)) have no count before the C(restore) level; a manifest count for such a table
+    fails the C(content) level unless O(level=restore).
+  - Plain SQL is restored with C(psql --single-transaction -v ON_ERROR_STOP=1). A plain dump made with
+    C(--create) contains C(\connect), which would leave the scratch database; the C(restore) level refuses it.
+  - Reads C(none) and C(gzip) compression (all that PostgreSQL 15's pg_dump writes). Archives compressed
+    with lz4 or zstd (PostgreSQL 16+) pass C(header) and C(structure), then fail C(read) with
+    RV(reason=unsupported_compression).
+seealso:
+  - module: community.postgresql.postgresql_db
+    description: Dump and restore databases (it does not verify the archives).
+  - module: community.postgresql.postgresql_query
+  - name: pg_dump
+    description: The archive formats and their options.
+    link: https://www.postgresql.org/docs/current/app-pgdump.html
+  - name: pg_restore
+    description: What pg_restore -l and pg_restore -f /dev/null read, and their options.
+    link: https://www.postgresql.org/docs/current/app-pgrestore.html
+author:
+  - opsbook engineers (@opsbook)
+"""
+
+EXAMPLES = r"""
+- name: BACKUP | Verify the new dump against its manifest before publishing it
+  opsbook.webstack.pg_dump_verify:
+    path: /var/backups/journal/2025-06-01T0300.dump
+    manifest: /var/backups/journal/2025-06-01T0300.json
+    level: content
+  register: backup_register_verify
+
+- name: RESTORE | Refuse a backup that is not the journal database
+  opsbook.webstack.pg_dump_verify:
+    path: "{{ restore_backup_path }}"
+    level: read
+    expect_tables:
+      - public.journal_entry
+      - public.django_migrations
+
+- name: BACKUP | Only the file's checksum and structure, for a copy on the backup store
+  opsbook.webstack.pg_dump_verify:
+    path: /srv/backup-store/journal/2025-06-01T0300.dump
+    level: content
+    checksum: "sha256:9f2c5d0e1b7a4c3e8d6f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f"
+
+- name: RESTORE | Drill - restore into a scratch database, compare row counts, drop it
+  opsbook.webstack.pg_dump_verify:
+    path: /var/backups/journal/latest.dump
+    manifest: /var/backups/journal/latest.json
+    level: restore
+    login_host: 127.0.0.1
+    login_user: backup_verifier
+    login_password: "{{ vault_backup_verifier_password }}"
+    restore_jobs: 2
+  register: restore_register_drill
+
+- name: RESTORE | Show how long the drill restore took
+  ansible.builtin.debug:
+    msg: "restored in {{ restore_register_drill.durations.restore }} s: {{ restore_register_drill.tables }}"
+"""
+
+RETURN = r"""
+path:
+  description: The archive that was verified.
+  returned: always
+  type: str
+  sample: /var/backups/journal/2025-06-01T0300.dump
+level:
+  description: The level that was asked for.
+  returned: always
+  type: str
+  sample: content
+level_reached:
+  description: The highest level that passed; null when even C(header) failed.
+  returned: always
+  type: str
+  sample: content
+levels_passed:
+  description: Every level that passed, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [header, structure, read, content]
+skipped_levels:
+  description: Levels that were asked for but not run (C(restore) in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [restore]
+durations:
+  description: Seconds spent in each level that ran (including the one that failed).
+  returned: always
+  type: dict
+  sample: {header: 0.001, structure: 0.004, read: 0.112, content: 0.006}
+failed_level:
+  description: The level that failed; null when the arguments or the manifest were invalid.
+  returned: failure
+  type: str
+  sample: structure
+reason:
+  description:
+    - Why it failed, as a stable code - C(not_found), C(empty), C(not_an_archive), C(unsupported_version),
+      C(unsupported_compression), C(truncated), C(missing_member), C(corrupt), C(decompression_error),
+      C(pg_restore_failed), C(format_mismatch), C(database_mismatch), C(missing_table), C(empty_table),
+      C(rows_not_countable), C(row_count_mismatch), C(size_mismatch), C(checksum_mismatch),
+      C(unsafe_sql), C(restore_error), C(timeout), C(tool_missing), C(manifest_invalid),
+      C(invalid_argument), C(unreadable), C(error).
+    - The message (C(msg)) says what is wrong, in terms of the file (which table, which byte), and what to do.
+  returned: failure
+  type: str
+  sample: truncated
+format:
+  description: Format detected from the content.
+  returned: when the header level ran far enough to detect it
+  type: str
+  choices: [custom, directory, tar, plain, plain_gzip]
+  sample: custom
+archive_version:
+  description: pg_dump archive version (as C(pg_restore -l) prints it); null for plain SQL.
+  returned: when the header was read
+  type: str
+  sample: 1.14-0
+compression:
+  description: Compression of the data - C(none), C(gzip), C(lz4) or C(zstd).
+  returned: when the header was read
+  type: str
+  sample: gzip
+compression_level:
+  description: Compression level recorded in the header (-1 is zlib's default); null when not recorded.
+  returned: when the header was read
+  type: int
+  sample: -1
+database:
+  description: Name of the dumped database; null for plain SQL dumped without C(--create).
+  returned: when the header was read
+  type: str
+  sample: journal
+server_version:
+  description: Version of the server that was dumped.
+  returned: when the header was read
+  type: str
+  sample: 15.18 (Debian 15.18-0+deb12u1)
+pg_dump_version:
+  description: Version of the pg_dump that wrote the archive.
+  returned: when the header was read
+  type: str
+  sample: 15.18 (Debian 15.18-0+deb12u1)
+created:
+  description:
+    - When pg_dump started, in the local time of the machine that ran it (the archive records no time zone);
+      for plain SQL only when dumped with C(--verbose).
+  returned: when the header was read
+  type: str
+  sample: "2025-06-01 03:00:02"
+size:
+  description: Size of the archive in bytes (for a directory, of all its files).
+  returned: when the header was read
+  type: int
+  sample: 506945
+toc_entries:
+  description: Number of entries in the table of contents; null for plain SQL.
+  returned: when the structure level ran
+  type: int
+  sample: 28
+data_members:
+  description: Number of data items (one per table with data, plus large-object groups).
+  returned: when the structure level ran
+  type: int
+  sample: 4
+tables:
+  description:
+    - Row count of every table with data in the archive, by C(schema.table), read from the COPY data.
+    - Null for a table until the C(read) level, and for tables dumped as INSERT statements until C(restore).
+  returned: when the structure level ran
+  type: dict
+  sample: {public.customers: 3000, public.orders: 4000, audit.log: 2000}
+large_objects:
+  description: Number of large objects in the archive.
+  returned: when the read level ran
+  type: int
+  sample: 0
+data_bytes:
+  description: Size of all table and large-object data once decompressed, in bytes.
+  returned: when the read level ran
+  type: int
+  sample: 1291250
+sha256:
+  description: sha256 of the archive (for a directory, of the sorted C(sha256sum) listing of its files).
+  returned: when the content level ran
+  type: str
+  sample: 9f2c5d0e1b7a4c3e8d6f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f
+verified:
+  description: What the content and restore levels compared.
+  returned: when the content level ran
+  type: dict
+  contains:
+    sha256:
+      description: Whether a sha256 was given and matched.
+      type: bool
+    sha256_source:
+      description: C(checksum), C(manifest) or null.
+      type: str
+    row_counts:
+      description: Number of tables whose row count was compared with the manifest.
+      type: int
+    expect_tables:
+      description: Number of O(expect_tables) found with rows.
+      type: int
+  sample: {sha256: true, sha256_source: manifest, row_counts: 4, expect_tables: 1}
+mismatches:
+  description: Tables whose row count differs from the manifest (or, at the restore level, from the archive).
+  returned: when a row count differs
+  type: list
+  elements: dict
+  sample: [{table: public.orders, expected: 4001, actual: 4000}]
+restore:
+  description: The test restore.
+  returned: when the restore level ran
+  type: dict
+  contains:
+    database:
+      description: Name of the scratch database (dropped at the end).
+      type: str
+    tool:
+      description: C(pg_restore) or C(psql).
+      type: str
+    seconds:
+      description: Time taken by the restore command alone.
+      type: float
+    tables:
+      description: Row counts counted in the scratch database.
+      type: dict
+    dropped:
+      description: Whether the scratch database was dropped.
+      type: bool
+  sample:
+    database: pg_dump_verify_20250601030512_5f3a9c1e
+    tool: pg_restore
+    seconds: 1.42
+    tables: {public.orders: 4000}
+    dropped: true
+"""
+
+import contextlib
+import glob
+import gzip
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import (
+    FORMAT_PLAIN,
+    FORMAT_PLAIN_GZIP,
+    LEVELS,
+    VerifyError,
+    compare_counts,
+    describe_mismatches,
+    load_manifest,
+    normalize_sha256,
+    normalize_table,
+    open_archive,
+)
+
+# What to do, per reason: the first half of each message says what is wrong.
+HINTS = {
+    "not_found": "Check the path: the backup may never have been written, or it was rotated out.",
+    "empty": "pg_dump wrote nothing: check the backup job's log (disk full, killed, permissions) and take "
+    "a new backup.",
+    "not_an_archive": "Point path at pg_dump output: a custom (-Fc) or tar (-Ft) file, a directory (-Fd) "
+    "archive, or plain SQL (optionally gzip-compressed).",
+    "unsupported_version": "Verify it with a newer opsbook.webstack collection and PostgreSQL client tools, "
+    "or re-dump with the pg_dump that matches this server.",
+    "unsupported_compression": "Verify it at level structure, or re-dump with gzip compression (-Z 0-9).",
+    "truncated": "The backup is incomplete (interrupted dump, full disk or partial copy): do not restore from "
+    "it; copy it again from its source or take a new backup.",
+    "missing_member": "A data file of the archive is gone: copy the archive again from its source or take a "
+    "new backup.",
+    "corrupt": "The archive is damaged: do not restore from it; use another backup or take a new one.",
+    "decompression_error": "The compressed data is damaged: do not restore from it; use another backup or "
+    "take a new one.",
+    "pg_restore_failed": "pg_restore cannot read all of the data: do not restore from this backup; use "
+    "another one or take a new one.",
+    "format_mismatch": "The file is not the backup the manifest describes: check the paths.",
+    "database_mismatch": "The archive is a dump of another database: check the backup's path.",
+    "missing_table": "Check that this is a dump of the right database and that the table was not excluded "
+    "(pg_dump -T, --exclude-table-data, -n).",
+    "empty_table": "The table was empty when dumped: if it should have rows, the backup was taken from the "
+    "wrong database or after data loss.",
+    "rows_not_countable": "Use level restore to count these tables, or dump with COPY (without --inserts).",
+    "row_count_mismatch": "The archive does not hold the rows the manifest recorded: it is not the backup the "
+    "manifest describes, or it was damaged; do not restore from it.",
+    "size_mismatch": "The file changed after the manifest was written (partial copy?): do not restore from it.",
+    "checksum_mismatch": "The file changed after its checksum was recorded (bit rot, partial copy or another "
+    "file): do not restore from it; use another copy.",
+    "unsafe_sql": "Verify it at level content, or dump without --create.",
+    "restore_error": "Connection problems: check the login_* options and that the role may create databases. "
+    "SQL errors: the backup cannot be restored as it is.",
+    "timeout": "Raise the timeout option if the archive is that large, or check the server's load.",
+    "tool_missing": "Install the PostgreSQL client tools (at least as new as the pg_dump that wrote the "
+    "archive) or set pg_bin_dir.",
+    "manifest_invalid": "Point manifest at the JSON written beside the backup, or fix it.",
+    "unreadable": "Run the task as a user who can read the backup (become, become_user) and check the disk.",
+}
+
+# pg_restore messages that mean data is missing or unreadable, even when it exits 0.
+PG_RESTORE_FAILURES = re.compile(
+    r"no data will be available|could not find block id|unexpected end of file|end of file|could not read|"
+    r"could not uncompress|could not open input file|corrupt|error:|fatal:",
+    re.IGNORECASE,
+)
+
+_SCRATCH_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,29}$")
+_ARCHIVE_FORMATS = ("custom", "directory", "tar")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _tail(text: str, lines: int = 15, limit: int = 2000) -> str:
+    out = "\n".join(text.strip().splitlines()[-lines:])
+    return out[-limit:]
+
+
+def _version_key(path: str) -> tuple:
+    numbers = re.findall(r"\d+", path)
+    return tuple(int(n) for n in numbers) if numbers else (0,)
+
+
+class Verification:
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.archive = None
+        self.current_level = None
+        self.manifest = None
+        self.expected_sha256 = None
+        self.sha256_source = None
+        self.expect_tables = [normalize_table(t) for t in self.params["expect_tables"] if t and t.strip()]
+        self.result = {
+            "changed": False,
+            "path": self.params["path"],
+            "level": self.params["level"],
+            "level_reached": None,
+            "levels_passed": [],
+            "skipped_levels": [],
+            "durations": {},
+        }
+
+    # ------------------------------------------------------------------ flow
+
+    def run(self) -> None:
+        self._check_arguments()
+        wanted = list(LEVELS[: LEVELS.index(self.params["level"]) + 1])
+        if self.module.check_mode and "restore" in wanted:
+            wanted.remove("restore")
+            self.result["skipped_levels"] = ["restore"]
+        for level in wanted:
+            self.current_level = level
+            start = time.monotonic()
+            try:
+                getattr(self, "_level_" + level)()
+            except VerifyError as exc:
+                self.result["durations"][level] = round(time.monotonic() - start, 3)
+                self._fail(level, exc)
+            except OSError as exc:  # permissions, I/O errors: say which file, not a traceback
+                self.result["durations"][level] = round(time.monotonic() - start, 3)
+                self._fail(level, VerifyError("unreadable", to_native(exc)))
+            self.result["durations"][level] = round(time.monotonic() - start, 3)
+            self.result["levels_passed"].append(level)
+            self.result["level_reached"] = level
+        reached = self.result["level_reached"]
+        msg = f"{self.params['path']}: {self.result.get('format')} archive verified up to level {reached}"
+        if self.result["skipped_levels"]:
+            msg += "; check mode: level restore skipped (it would create and drop a scratch database)"
+        self.result["msg"] = msg
+        self.module.exit_json(**self.result)
+
+    def _fail(self, level: str | None, exc: VerifyError) -> None:
+        self.result["failed_level"] = level
+        self.result["reason"] = exc.reason
+        what = f"level {level} failed" if level else "invalid arguments"
+        hint = HINTS.get(exc.reason, "")
+        msg = f"pg_dump_verify: {what} ({exc.reason}): {exc.message}." + (" " + hint if hint else "")
+        self.module.fail_json(msg=msg, **self.result)
+
+    def _check_arguments(self) -> None:
+        params = self.params
+        try:
+            if params["checksum"]:
+                self.expected_sha256 = normalize_sha256(params["checksum"], "checksum")
+                self.sha256_source = "checksum"
+        except VerifyError as exc:
+            self._fail(None, VerifyError("invalid_argument", exc.message))
+        if not _SCRATCH_PREFIX.match(params["scratch_db_prefix"]):
+            self._fail(
+                None,
+                VerifyError(
+                    "invalid_argument",
+                    f"scratch_db_prefix {params['scratch_db_prefix']!r} must be 1-30 lowercase letters, digits "
+                    "or underscores, starting with a letter or underscore",
+                ),
+            )
+        for name in ("restore_jobs", "timeout", "connect_timeout"):
+            if params[name] < 1:
+                self._fail(None, VerifyError("invalid_argument", f"{name} must be at least 1"))
+        if params["manifest"]:
+            try:
+                self.manifest = load_manifest(params["manifest"])
+            except VerifyError as exc:
+                self._fail(None, exc)
+            self.result["manifest"] = params["manifest"]
+            if self.manifest.sha256 and not self.expected_sha256:
+                self.expected_sha256 = self.manifest.sha256
+                self.sha256_source = "manifest"
+
+    # ------------------------------------------------------------------ levels
+
+    def _level_header(self) -> None:
+        self.archive = open_archive(self.params["path"])
+        self.result["format"] = self.archive.format
+        header = self.archive.header()
+        self.result.update(header.as_dict())
+        self.result["size"] = self.archive.size
+        manifest = self.manifest
+        if manifest and manifest.format and manifest.format != header.format:
+            raise VerifyError(
+                "format_mismatch",
+                f"{self.params['path']} is a {header.format} archive, but manifest {manifest.path} records "
+                f"format {manifest.format}",
+            )
+        if manifest and manifest.database and header.database and manifest.database != header.database:
+            raise VerifyError(
+                "database_mismatch",
+                f"{self.params['path']} is a dump of database {header.database!r}, but manifest {manifest.path} "
+                f"records database {manifest.database!r}",
+            )
+
+    def _level_structure(self) -> None:
+        members = self.archive.structure()
+        self.result["toc_entries"] = len(self.archive.toc) if self.archive.toc else None
+        self.result["data_members"] = len(members)
+        self.result["tables"] = self.archive.tables()
+        for command in getattr(self.archive, "meta_commands", [])[:5]:
+            self.module.warn(f"{self.params['path']} contains the psql meta-command {command}")
+
+    def _level_read(self) -> None:
+        # pg_restore reads the archive on another core while Python decompresses it here; both must pass.
+        outcome: dict = {}
+        reader = None
+        if self.archive.format in _ARCHIVE_FORMATS:
+            pg_restore = self._pg_bin("pg_restore")
+            reader = threading.Thread(target=self._pg_restore_read, args=(pg_restore, outcome))
+            reader.start()
+        try:
+            self.archive.read()
+        finally:
+            if reader is not None:
+                reader.join()
+        self.result["tables"] = self.archive.tables()
+        self.result["large_objects"] = self.archive.large_objects()
+        self.result["data_bytes"] = self.archive.data_bytes()
+        if "error" in outcome:
+            raise outcome["error"]
+        for line in outcome.get("warnings", []):
+            self.module.warn(f"pg_restore: {line}")
+
+    def _pg_restore_read(self, pg_restore: str, outcome: dict) -> None:
+        """pg_restore -f /dev/null reads every data item as a restore would; it must say nothing alarming."""
+        try:
+            rc, _output, stderr = self._run(
+                [pg_restore, "-f", os.devnull, self.params["path"]], "pg_restore -f /dev/null"
+            )
+        except VerifyError as exc:
+            outcome["error"] = exc
+            return
+        alarming = [line for line in stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
+        if rc != 0 or alarming:
+            detail = _tail("\n".join(alarming) or stderr) or f"exit status {rc}"
+            outcome["error"] = VerifyError(
+                "pg_restore_failed",
+                f"pg_restore -f /dev/null cannot read {self.params['path']} completely (exit status {rc}): {detail}",
+            )
+        outcome["warnings"] = [line.strip() for line in stderr.splitlines()[:5] if line.strip()]
+
+    def _level_content(self) -> None:
+        path = self.params["path"]
+        tables = self.archive.tables()
+        members = {m.name: m for m in self.archive.members if m.is_table}
+        verified = {"sha256": False, "sha256_source": None, "row_counts": 0, "expect_tables": 0}
+        self.result["verified"] = verified
+
+        missing = [t for t in self.expect_tables if t not in tables]
+        if missing:
+            database = self.result.get("database")
+            of = f" (a dump of database {database!r})" if database else ""
+            raise VerifyError(
+                "missing_table",
+                f"{path}{of} has no data for the expected table(s) {', '.join(missing)}; it has data for "
+                f"{', '.join(sorted(tables)[:10]) or 'no table'}" + (" ..." if len(tables) > 10 else ""),
+            )
+        empty = [t for t in self.expect_tables if tables[t] == 0 or (tables[t] is None and not members[t].data_bytes)]
+        if empty:
+            raise VerifyError("empty_table", f"{path} has no rows for the expected table(s) {', '.join(empty)}")
+        verified["expect_tables"] = len(self.expect_tables)
+
+        if self.manifest and self.manifest.tables:
+            expected = self.manifest.tables
+            uncountable = sorted(t for t in expected if t in tables and tables[t] is None)
+            if uncountable and self.params["level"] != "restore":
+                raise VerifyError(
+                    "rows_not_countable",
+                    f"the data of {', '.join(uncountable[:5])} in {path} is INSERT statements: their rows can "
+                    "only be counted by restoring",
+                )
+            mismatches = compare_counts(tables, {t: n for t, n in expected.items() if t not in uncountable})
+            if mismatches:
+                self.result["mismatches"] = mismatches
+                raise VerifyError(
+                    "row_count_mismatch",
+                    f"row counts in {path} differ from manifest {self.manifest.path}: "
+                    f"{describe_mismatches(mismatches)}",
+                )
+            verified["row_counts"] = len(expected) - len(uncountable)
+
+        if self.manifest and self.manifest.size is not None and self.manifest.size != self.archive.size:
+            raise VerifyError(
+                "size_mismatch",
+                f"{path} has {self.archive.size} bytes, but manifest {self.manifest.path} records {self.manifest.size}",
+            )
+
+        sha256 = self.archive.sha256()
+        self.result["sha256"] = sha256
+        if self.expected_sha256:
+            source = "checksum" if self.sha256_source == "checksum" else f"manifest {self.manifest.path}"
+            if sha256 != self.expected_sha256:
+                raise VerifyError(
+                    "checksum_mismatch",
+                    f"the sha256 of {path} is {sha256}, but {source} expects {self.expected_sha256}",
+                )
+            verified["sha256"] = True
+            verified["sha256_source"] = self.sha256_source
+
+    def _level_restore(self) -> None:
+        path = self.params["path"]
+        fmt = self.archive.format
+        meta = getattr(self.archive, "meta_commands", [])
+        if fmt in (FORMAT_PLAIN, FORMAT_PLAIN_GZIP) and meta:
+            raise VerifyError(
+                "unsafe_sql",
+                f"{path} contains psql meta-commands ({'; '.join(meta[:3])}): restoring it could connect to "
+                "another database than the scratch one, so the module does not restore it",
+            )
+        prefix = self.params["scratch_db_prefix"]
+        scratch = f"{prefix}_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}"
+        restore = {"database": scratch, "tool": None, "seconds": None, "tables": {}, "dropped": False}
+        self.result["restore"] = restore
+        passfile = self._passfile()
+        try:
+            env = self._pg_env(passfile)
+            psql = self._pg_bin("psql")
+            created = False
+            try:
+                self._psql(
+                    psql,
+                    env,
+                    self.params["maintenance_db"],
+                    f"CREATE DATABASE {quote_ident(scratch)}",
+                    f"creating the scratch database {scratch}",
+                )
+                created = True
+                start = time.monotonic()
+                if fmt in (FORMAT_PLAIN, FORMAT_PLAIN_GZIP):
+                    restore["tool"] = "psql"
+                    self._restore_plain(psql, env, scratch)
+                else:
+                    restore["tool"] = "pg_restore"
+                    self._restore_archive(env, scratch)
+                restore["seconds"] = round(time.monotonic() - start, 3)
+                restore["tables"] = self._count_rows(psql, env, scratch)
+            finally:
+                if created:
+                    self._drop(psql, env, scratch)
+                    restore["dropped"] = True
+        finally:
+            if passfile:
+                os.unlink(passfile)
+        self._compare_restored(restore["tables"])
+
+    def _compare_restored(self, restored: dict) -> None:
+        tables = self.result.get("tables") or {}
+        # Tables dumped as INSERT statements get their count from the restore.
+        for name, rows in list(tables.items()):
+            if rows is None and name in restored:
+                tables[name] = restored[name]
+        against_archive = compare_counts(restored, {t: n for t, n in tables.items() if n is not None})
+        if against_archive:
+            self.result["mismatches"] = against_archive
+            raise VerifyError(
+                "row_count_mismatch",
+                f"after restoring {self.params['path']}, row counts differ from the archive: "
+                f"{describe_mismatches(against_archive)}",
+            )
+        if self.manifest and self.manifest.tables:
+            against_manifest = compare_counts(restored, self.manifest.tables)
+            if against_manifest:
+                self.result["mismatches"] = against_manifest
+                raise VerifyError(
+                    "row_count_mismatch",
+                    f"after restoring {self.params['path']}, row counts differ from manifest {self.manifest.path}: "
+                    f"{describe_mismatches(against_manifest)}",
+                )
+            self.result.setdefault("verified", {})["row_counts"] = len(self.manifest.tables)
+
+    # ------------------------------------------------------------------ restore helpers
+
+    def _restore_archive(self, env: dict, scratch: str) -> None:
+        argv = [self._pg_bin("pg_restore"), "--no-password", "--dbname", scratch, "--exit-on-error"]
+        if self.params["restore_no_owner"]:
+            argv += ["--no-owner", "--no-privileges"]
+        if self.params["restore_jobs"] > 1:
+            argv += ["--jobs", str(self.params["restore_jobs"])]
+        argv.append(self.params["path"])
+        rc, _output, stderr = self._run(argv, "pg_restore into the scratch database", env=env)
+        alarming = [line for line in stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
+        if rc != 0 or alarming:
+            raise VerifyError(
+                "restore_error",
+                f"pg_restore into scratch database {scratch} failed (exit status {rc}): "
+                f"{_tail(stderr) or 'no message'}",
+            )
+
+    def _restore_plain(self, psql: str, env: dict, scratch: str) -> None:
+        # -o /dev/null: the dump's SELECTs (set_config, setval, lowrite) print rows nobody reads.
+        argv = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", os.devnull]
+        argv += ["-d", scratch]
+        if self.archive.format == FORMAT_PLAIN:
+            rc, _output, stderr = self._run([*argv, "-f", self.params["path"]], "psql restoring the SQL", env=env)
+        else:
+            workdir = tempfile.mkdtemp(prefix="pg_dump_verify-")
+            fifo = os.path.join(workdir, "dump.sql")
+            os.mkfifo(fifo, 0o600)
+            feeder = threading.Thread(target=self._feed_fifo, args=(fifo,), daemon=True)
+            feeder.start()
+            try:
+                rc, _output, stderr = self._run([*argv, "-f", fifo], "psql restoring the SQL", env=env)
+            finally:
+                # If psql never opened the FIFO (no connection), the feeder still waits in open().
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+                feeder.join(timeout=10)
+                shutil.rmtree(workdir, ignore_errors=True)
+        if rc != 0:
+            raise VerifyError(
+                "restore_error",
+                f"psql restoring {self.params['path']} into scratch database {scratch} failed (exit status {rc}): "
+                f"{_tail(stderr) or 'no message'}",
+            )
+
+    def _count_rows(self, psql: str, env: dict, scratch: str) -> dict:
+        selects = []
+        for member in self.archive.members:
+            if member.is_table:
+                relation = quote_ident(member.table)
+                if member.schema:
+                    relation = f"{quote_ident(member.schema)}.{relation}"
+                # Identifiers and the literal are quoted above: the names come from the archive, not a user.
+                selects.append(f"SELECT {quote_literal(member.name)} AS t, count(*) AS n FROM {relation}")  # noqa: S608
+        if not selects:
+            return {}
+        sql = "SELECT coalesce(json_object_agg(t, n), '{}') FROM (" + " UNION ALL ".join(selects) + ") AS c"  # noqa: S608 quoted above
+        out = self._psql(psql, env, scratch, sql, "counting rows in the scratch database")
+        try:
+            return json.loads(out.strip() or "{}")
+        except ValueError:
+            raise VerifyError("restore_error", f"unexpected answer when counting rows: {out[:200]!r}") from None
+
+    def _drop(self, psql: str, env: dict, scratch: str) -> None:
+        sql = f"DROP DATABASE IF EXISTS {quote_ident(scratch)} WITH (FORCE)"
+        try:
+            self._psql(psql, env, self.params["maintenance_db"], sql, f"dropping the scratch database {scratch}")
+        except VerifyError as exc:
+            if "syntax error" not in exc.message:
+                raise
+            # Servers before PostgreSQL 13 have no WITH (FORCE).
+            self._psql(
+                psql,
+                env,
+                self.params["maintenance_db"],
+                f"DROP DATABASE IF EXISTS {quote_ident(scratch)}",
+                f"dropping the scratch database {scratch}",
+            )
+
+    def _psql(self, psql: str, env: dict, database: str, sql: str, what: str) -> str:
+        # --no-password: never prompt on a terminal; a missing password is an error that says so.
+        argv = [psql, "-X", "-q", "--no-password", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql]
+        rc, stdout, stderr = self._run(argv, what, env=env)
+        if rc != 0:
+            raise VerifyError(
+                "restore_error", f"{what} failed (psql exit status {rc}): {_tail(stderr) or 'no message'}"
+            )
+        return stdout
+
+    def _passfile(self) -> str | None:
+        """A 0600 passfile, so the password is neither in argv nor in the tools' environment."""
+        password = self.params["login_password"]
+        if not password:
+            return None
+        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+        fd, path = tempfile.mkstemp(prefix="pg_dump_verify-", suffix=".pgpass")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"*:*:*:*:{escaped}\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def _pg_env(self, passfile: str | None) -> dict:
+        """libpq variables for psql and pg_restore (run_command adds them to this process's environment)."""
+        params = self.params
+        # Variables that would send the tools elsewhere, or past the passfile, go from this process.
+        for name in ("PGDATABASE", "PGSERVICE", "PGSERVICEFILE") + (("PGPASSWORD",) if passfile else ()):
+            os.environ.pop(name, None)
+        env = {
+            "PGPORT": str(params["login_port"]),
+            "PGUSER": params["login_user"],
+            "PGCONNECT_TIMEOUT": str(params["connect_timeout"]),
+            "PGAPPNAME": "pg_dump_verify",
+            "PGCLIENTENCODING": "UTF8",
+        }
+        host = params["login_host"] or params["login_unix_socket"]
+        if host:
+            env["PGHOST"] = host
+        if passfile:
+            env["PGPASSFILE"] = passfile
+        return env
+
+    # ------------------------------------------------------------------ processes
+
+    def _pg_bin(self, name: str) -> str:
+        bin_dir = self.params["pg_bin_dir"]
+        if bin_dir:
+            path = os.path.join(bin_dir, name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+            raise VerifyError("tool_missing", f"{name} is not in pg_bin_dir {bin_dir}")
+        candidates = glob.glob(f"/usr/lib/postgresql/*/bin/{name}") + glob.glob(f"/usr/pgsql-*/bin/{name}")
+        candidates = [c for c in candidates if os.access(c, os.X_OK)]
+        if candidates:
+            return max(candidates, key=_version_key)
+        found = self.module.get_bin_path(name)
+        if found:
+            return found
+        raise VerifyError(
+            "tool_missing", f"{name} was not found (looked in /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin and the PATH)"
+        )
+
+    def _run(self, argv: list, what: str, env: dict | None = None) -> tuple:
+        """Run a tool under coreutils' timeout, so every command has a deadline that names it."""
+        timeout = self.params["timeout"]
+        wrapper = self.module.get_bin_path("timeout")
+        if wrapper:
+            argv = [wrapper, "--kill-after=30", str(timeout), *argv]
+        # English messages: the checks look for pg_restore's wording.
+        update = {**(env or {}), "LC_ALL": "C"}
+        rc, stdout, stderr = self.module.run_command(argv, environ_update=update, errors="surrogate_or_replace")
+        if wrapper and rc in (124, 137):
+            raise VerifyError("timeout", f"{what} did not finish within {timeout} s (option timeout) and was stopped")
+        return rc, stdout, self._mask(stderr)
+
+    def _feed_fifo(self, fifo: str) -> None:
+        """Decompress the plain SQL into the FIFO psql reads: no copy on disk, nothing held in memory."""
+        try:
+            with open(fifo, "wb") as out, gzip.open(self.params["path"], "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except (OSError, EOFError):
+            pass  # psql stopped reading: its exit status and messages tell why
+
+    def _mask(self, text: str) -> str:
+        password = self.params["login_password"]
+        return text.replace(password, "********") if password else text
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            level=dict(type="str", default="content", choices=list(LEVELS)),
+            manifest=dict(type="path"),
+            checksum=dict(type="str"),
+            expect_tables=dict(type="list", elements="str", default=[]),
+            pg_bin_dir=dict(type="path"),
+            login_host=dict(type="str", default="", aliases=["host"]),
+            login_port=dict(type="int", default=5432, aliases=["port"]),
+            login_user=dict(type="str", default="postgres", aliases=["login"]),
+            login_password=dict(type="str", default="", no_log=True),
+            login_unix_socket=dict(type="str", default=""),
+            maintenance_db=dict(type="str", default="postgres"),
+            connect_timeout=dict(type="int", default=10),
+            scratch_db_prefix=dict(type="str", default="pg_dump_verify"),
+            restore_jobs=dict(type="int", default=1),
+            restore_no_owner=dict(type="bool", default=True),
+            timeout=dict(type="int", default=3600),
+        ),
+        supports_check_mode=True,
+    )
+    verification = Verification(module)
+    try:
+        verification.run()
+    except Exception as exc:  # an unexpected failure still reports what was found so far
+        verification.result["failed_level"] = verification.current_level
+        verification.result["reason"] = "error"
+        module.fail_json(
+            msg=f"pg_dump_verify: unexpected error: {verification._mask(to_native(exc))}",
+            exception=traceback.format_exc(),
+            **verification.result,
+        )
+
+
+if __name__ == "__main__":
+    main()
