@@ -88,7 +88,7 @@ def test_cancel_and_add_consumer_confirmed_through_active_queues(celery_workers)
 
 def test_unknown_destination_changes_nothing(celery_workers):
     url = celery_workers.broker.url
-    result = control(url, "cancel_consumer", destination=[ALPHA, node("ghost")], queues=["q_alpha"], timeout=0.3)
+    result = control(url, "cancel_consumer", destination=[ALPHA, node("ghost")], queues=["q_alpha"], timeout=1.5)
     assert result.failed and not result.changed
     assert f"no reply from {node('ghost')} within 0.3s: their state is unknown, so nothing was changed" in result.msg
     assert active_queues(url, ALPHA) == ["celery", "q_alpha"]
@@ -147,7 +147,7 @@ def test_warm_shutdown_waits_for_the_running_task(celery_redis, tmp_path):
 
         task_id = send(url, "celery_testapp.sleep", (1.5,), queue="q_stop")
         wait_active(url, node("stopper"), task_id)
-        result = control(url, "shutdown", destination=[node("stopper")], wait_timeout=20, timeout=0.3)
+        result = control(url, "shutdown", destination=[node("stopper")], wait_timeout=20, timeout=2.0)
         assert not result.failed, result.msg
         assert result.changed and result["stopped"] == [node("stopper")] and result["restarted"] == []
         assert result["workers"][node("stopper")]["pid"] == stopper.pid

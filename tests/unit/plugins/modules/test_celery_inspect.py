@@ -111,7 +111,7 @@ def test_worker_down_fails_min_workers_and_is_unknown(celery_redis, tmp_path):
         destination=[ALPHA, node("gamma")],
         collect=["ping", "active", "reserved"],
         min_workers=2,
-        timeout=0.5,
+        timeout=2.0,
     )
     assert result.failed
     assert "min_workers=2" in result.msg
