@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ansible.module_utils import _internal as module_internal
 from ansible.module_utils.testing import patch_module_args
 
 
@@ -42,11 +43,18 @@ def run_module(name: str, args: dict, *, check_mode: bool = False) -> ModuleResu
         args["_ansible_check_mode"] = True
     buffer = io.StringIO()
     code: int | None = None
-    with patch_module_args(args), contextlib.redirect_stdout(buffer):
-        try:
-            module.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else None
+    # Once anything imports Ansible's controller code (a filter plugin test does), module
+    # warnings go to the controller's display instead of the result; on a host they never do.
+    was_controller = module_internal.is_controller
+    module_internal.is_controller = False
+    try:
+        with patch_module_args(args), contextlib.redirect_stdout(buffer):
+            try:
+                module.main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else None
+    finally:
+        module_internal.is_controller = was_controller
     out = buffer.getvalue()
     try:
         data = json.loads(out)
