@@ -235,6 +235,17 @@ class CeleryBroker:
     instead of waiting for the whole timeout (see broadcast()).
     """
 
+    @classmethod
+    def from_params(cls, params: dict) -> CeleryBroker:
+        """The broker as the modules' common options describe it."""
+        return cls(
+            params["broker_url"],
+            transport_options=params["broker_transport_options"],
+            accept_content=params["accept_content"],
+            timeout=params["timeout"],
+            connect_timeout=params["connect_timeout"],
+        )
+
     def __init__(
         self,
         broker_url: str,
@@ -501,3 +512,12 @@ def describe_task(task: dict, now: float | None = None) -> str:
     elif task.get("state") == "reserved":
         text += " (reserved, not started)"
     return text
+
+
+def finish(module, result: dict, started: float, failure: str | None, trace: str | None, secrets) -> None:
+    """Exit the module: elapsed time, and on failure a message and traceback with secrets redacted."""
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    if failure is not None:
+        extra = {"exception": redact(trace, secrets)} if trace else {}
+        module.fail_json(msg=redact(failure, secrets), **extra, **result)
+    module.exit_json(**result)

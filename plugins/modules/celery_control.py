@@ -307,9 +307,9 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common imp
     CeleryBroker,
     common_argument_spec,
     describe_task,
+    finish,
     parse_since,
     protect,
-    redact,
     safe_url,
 )
 
@@ -723,13 +723,7 @@ def main() -> None:
         "broker": safe_url(params["broker_url"]),
     }
     started = time.monotonic()
-    broker = CeleryBroker(
-        params["broker_url"],
-        transport_options=params["broker_transport_options"],
-        accept_content=params["accept_content"],
-        timeout=params["timeout"],
-        connect_timeout=params["connect_timeout"],
-    )
+    broker = CeleryBroker.from_params(params)
     failure = None
     trace = None
     try:
@@ -750,11 +744,7 @@ def main() -> None:
         trace = traceback.format_exc()
     finally:
         broker.close()
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    if failure is not None:
-        extra = {"exception": redact(trace, secrets)} if trace else {}
-        module.fail_json(msg=redact(failure, secrets), **extra, **result)
-    module.exit_json(**result)
+    finish(module, result, started, failure, trace, secrets)
 
 
 if __name__ == "__main__":

@@ -506,13 +506,7 @@ def main() -> None:
         "elapsed": 0.0,
     }
     started = time.monotonic()
-    broker = CeleryBroker(
-        params["broker_url"],
-        transport_options=params["broker_transport_options"],
-        accept_content=params["accept_content"],
-        timeout=params["timeout"],
-        connect_timeout=params["connect_timeout"],
-    )
+    broker = CeleryBroker.from_params(params)
     try:
         broker.connect()
         result["transport"] = broker.transport

@@ -267,10 +267,10 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import (
     broker_location,
     check_queue_depths,
+    finish,
     parse_depth_limits,
     parse_since,
     protect,
-    redact,
     safe_url,
 )
 
@@ -677,11 +677,7 @@ def main() -> None:
     finally:
         if conn is not None:
             conn.close()
-    result["elapsed"] = round(time.monotonic() - started, 3)
-    if failure is not None:
-        extra = {"exception": redact(trace, secrets)} if trace else {}
-        module.fail_json(msg=redact(failure, secrets), **extra, **result)
-    module.exit_json(**result)
+    finish(module, result, started, failure, trace, secrets)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -340,7 +341,7 @@ def test_ansible_cli_keeps_the_password_out(celery_workers, tmp_path):
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
     }
     result = subprocess.run(
-        [str(helpers.REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), "-vvv", str(playbook)],
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-vvv", str(playbook)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
