@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "tests" / "output"
 PORT = int(os.environ.get("OPSBOOK_LAB_HTTP_PORT", "8080"))
+LAB = os.environ.get("OPSBOOK_LAB") or "opsbook-lab"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BIN = Path(sys.executable).parent
 
@@ -43,12 +44,12 @@ def ansible_adhoc(host: str, module: str, args: str, become_user: str = "postgre
 
 def lab_exec(host: str, *argv: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run argv in the lab container of `host` (no shell)."""
-    cmd = ["docker", "exec"] + (["--user", user] if user else []) + [f"opsbook-lab-{host}", *argv]
+    cmd = ["docker", "exec"] + (["--user", user] if user else []) + [f"{LAB}-{host}", *argv]
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=300)
 
 
 def lab_running() -> bool:
     result = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=org.opsbook.lab=1"], capture_output=True, text=True, check=False
+        ["docker", "ps", "-q", "--filter", f"label=org.opsbook.lab={LAB}"], capture_output=True, text=True, check=False
     )
     return bool(result.stdout.strip())
