@@ -75,7 +75,8 @@ def backup_rs1(lab):
     title = psql("SELECT title FROM articles_article ORDER BY id LIMIT 1")
     # After the backup: rows deleted and changed, media replaced.
     psql("DELETE FROM articles_article WHERE id IN (SELECT id FROM articles_article ORDER BY id DESC LIMIT 3)")
-    psql("UPDATE articles_article SET title = 'changed after the backup' WHERE id = (SELECT min(id) FROM articles_article)")
+    first = "(SELECT min(id) FROM articles_article)"
+    psql(f"UPDATE articles_article SET title = 'changed after the backup' WHERE id = {first}")
     lab_exec("app1", "sh", "-c", f"rm {MEDIA}/in-backup.txt && echo after > {MEDIA}/after-backup.txt")
     return {"count": count, "title": title}
 
@@ -103,7 +104,12 @@ def test_an_unknown_backup_is_refused_listing_the_ones_there_are(backup_rs1):
 
 
 def test_a_corrupted_backup_is_refused_before_any_change(backup_rs1):
-    lab_exec("db1", "sh", "-c", f"cd {BACKUP_DIR} && head -c 20000 journal-rs1.dump > corrupt.dump && chown postgres: corrupt.dump")
+    lab_exec(
+        "db1",
+        "sh",
+        "-c",
+        f"cd {BACKUP_DIR} && head -c 20000 journal-rs1.dump > corrupt.dump && chown postgres: corrupt.dump",
+    )
     before = (databases(), main_pids(), articles())
     try:
         result, _ = restore("-e", f"restore_backup={BACKUP_DIR}/corrupt.dump", "-e", "restore_confirm=true")
@@ -132,9 +138,13 @@ def test_a_failure_before_the_swap_leaves_the_original_database_serving(backup_r
         "    msg: refused by the test hook ({{ restore_new_database }})\n"
     )
     before_dbs, before_count = databases(), articles()
-    result, _ = restore("-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", f"restore_hook_before_swap={hook}")
+    result, _ = restore(
+        "-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", f"restore_hook_before_swap={hook}"
+    )
     assert result.returncode != 0
-    assert "failed at 'Custom check refuses the restored data: refused by the test hook (journal_restore_" in result.stdout
+    assert (
+        "failed at 'Custom check refuses the restored data: refused by the test hook (journal_restore_" in result.stdout
+    )
     assert "The original database journal was not touched" in result.stdout
     assert databases() == before_dbs  # the unfinished copy was dropped
     assert articles() == before_count
@@ -178,7 +188,9 @@ def test_restore_swaps_in_the_backup_with_media_and_keeps_the_old_database(backu
     # The safety dump of the database as it was just before: verified, holding the changed rows.
     safety = f"{BACKUP_DIR}/pre-restore/{old.replace('journal_pre_restore_', 'journal-')}.dump"
     assert f'"safety_dump": "{safety}"' in result.stdout  # set_stats
-    listing = lab_exec("db1", "pg_restore", "--data-only", "--table=articles_article", "-f", "-", safety, user="postgres")
+    listing = lab_exec(
+        "db1", "pg_restore", "--data-only", "--table=articles_article", "-f", "-", safety, user="postgres"
+    )
     assert "changed after the backup" in listing.stdout
 
 
@@ -187,11 +199,15 @@ def test_a_backup_from_another_release_warns_fails_or_switches(backup_rs1):
     assert deployed.returncode == 0, deployed.stdout[-4000:]
     v2 = healthy_through_lb()["version"]
     assert v2.endswith("-v2")
-    refused, _ = restore("-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", "restore_release_mismatch=fail")
+    refused, _ = restore(
+        "-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", "restore_release_mismatch=fail"
+    )
     assert refused.returncode != 0
     assert "restore_release_mismatch=fail stops here" in refused.stdout
     assert healthy_through_lb()["version"] == v2
-    result, _ = restore("-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", "restore_release_mismatch=switch")
+    result, _ = restore(
+        "-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", "restore_release_mismatch=switch"
+    )
     assert result.returncode == 0, result.stdout[-6000:]
     assert "WARNING: backup rs1 was taken under release" in result.stdout
     assert healthy_through_lb()["version"].endswith("-v1")
