@@ -37,7 +37,10 @@ ENV = {
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=900)
+    """argv with stderr folded into stdout (under Molecule, Ansible writes failures to stderr)."""
+    return subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=900
+    )
 
 
 def playbook(name: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
