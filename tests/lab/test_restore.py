@@ -107,6 +107,20 @@ def test_an_unknown_backup_is_refused_listing_the_ones_there_are(backup_rs1):
     assert "No backup 'nope'" in result.stdout and "rs1" in result.stdout
 
 
+def test_a_plain_dump_that_switches_databases_is_refused(backup_rs1):
+    """psql would follow pg_dump --create's \\connect into the live database: refused before any change."""
+    path = f"{BACKUP_DIR}/create.sql"
+    lab_exec("db1", "pg_dump", "--create", "-d", "journal", "-f", path, user="postgres")
+    before = (databases(), main_pids(), articles())
+    try:
+        result, _ = restore("-e", f"restore_backup={path}", "-e", "restore_confirm=true")
+    finally:
+        lab_exec("db1", "rm", "-f", path)
+    assert result.returncode != 0
+    assert "is plain SQL with" in result.stdout and "pg_dump --create" in result.stdout
+    assert (databases(), main_pids(), articles()) == before
+
+
 def test_restore_swaps_in_the_backup_with_media_and_keeps_the_old_database(backup_rs1):
     seen: list[int] = []
     stop = threading.Event()
