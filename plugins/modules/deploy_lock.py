@@ -81,7 +81,7 @@ holder:
   description: The holder note of the lock after the call (empty when released).
   returned: always
   type: dict
-  sample: {"user": "alice", "controller": "ci-runner-3", "release": "20261122T051039Z-v2", "since": "2026-11-22T05:10:39Z"}
+  sample: {"user": "alice", "controller": "ci-3", "release": "20261122T051039Z-v2", "since": "2026-11-22T05:10:39Z"}
 taken_over:
   description: The holder of a stale lock that was taken over.
   returned: when a stale lock was taken over
@@ -97,7 +97,7 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -150,7 +150,7 @@ def take(module: AnsibleModule) -> None:
     path, token = module.params["path"], module.params["token"]
     note = dict(module.params["holder"])
     note["token"] = token
-    note["since"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    note["since"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     deadline = time.monotonic() + module.params["wait_timeout"]
     started = time.monotonic()
     taken_over = None
