@@ -15,7 +15,7 @@ description:
   - C(state=present) takes the lock. When another run holds it, the module waits up to
     O(wait_timeout) seconds for it to be released, then fails naming the holder.
   - A lock older than O(stale_after) seconds is stale (its holder died without releasing
-    it): it is taken over and the old holder is returned in RV(taken_over).
+    it). It is taken over and the old holder is returned in RV(taken_over).
   - C(state=absent) releases the lock, but only when O(token) matches the holder's token,
     so a run never releases a lock someone else holds (unless O(force=true)).
 author: opsbook engineers

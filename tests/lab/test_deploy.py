@@ -197,12 +197,12 @@ def test_rollback_to_v1_while_a_concurrent_deploy_is_refused_by_the_lock(lab):
             assert rollback.poll() is None, rollback.stdout.read()[-4000:]
             assert time.monotonic() < deadline, "rollback.yml never took the lock"
             time.sleep(0.5)
-        result, _ = deploy("v2", "-e", "deploy_lock_timeout=2")
+        result, _ = deploy("v3", "-e", "deploy_lock_timeout=2")
     finally:
         output, _ = rollback.communicate(timeout=600)
     assert result.returncode != 0
     assert "Another run holds the lock /var/lib/opsbook/journal-deploy.lock" in result.stdout
-    assert "(rollback)" in result.stdout and "@" in result.stdout
+    assert re.search(r"holds the lock \S+: \S+@\S+ since \S+ \(release \S+-v1, rollback\)", result.stdout), result.stdout[-3000:]
     assert rollback.returncode == 0, output[-6000:]
     release = host_release("app1")
     assert release.endswith("-v1") and host_release("app2") == release
