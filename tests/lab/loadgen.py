@@ -19,6 +19,7 @@ import argparse
 import collections
 import http.client
 import json
+import signal
 import threading
 import time
 import urllib.parse
@@ -135,11 +136,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=0)
     args = parser.parse_args()
     load = LoadGenerator(args.url, threads=args.threads).start(limit=args.requests or None)
-    if args.seconds:
-        time.sleep(args.seconds)
-        print(json.dumps(load.stop()))
-    else:
-        print(json.dumps(load.wait()))
+    # SIGTERM or Ctrl-C ends the run early: stop and print the counts (callers run it in the background).
+    signal.signal(signal.SIGTERM, lambda *_: load.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: load.stop_event.set())
+    load.stop_event.wait(timeout=args.seconds or None)
+    print(json.dumps(load.stop()), flush=True)
 
 
 if __name__ == "__main__":
