@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--refs", nargs=2, default=["v2", "v1"], metavar=("RAW_REF", "OUR_REF"))
     args = parser.parse_args()
     raw_ref, our_ref = args.refs
-    playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "playbooks/deploy.yml", "-e", f"deploy_ref={our_ref}"]
+    playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "playbooks/deploy.yml"]
+    playbook += ["-e", f"deploy_ref={our_ref}"]
 
     raw = timed([str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")], load=True)
     ours = timed(playbook, load=True)
@@ -79,8 +80,10 @@ def main() -> None:
     print(f"{'line':<8}{'seconds':>10}{'requests':>10}{'failed':>8}{'retried':>9}")
     for name in ("raw", "ours", "noop"):
         load = result[name]["load"] or {}
-        print(f"{name:<8}{result[name]['seconds']:>10}{load.get('sent', '-'):>10}{load.get('failed', '-'):>8}{load.get('retried', '-'):>9}")
-    print(f"ours/raw {result['ratio_ours_to_raw']} (goal <= 1.5), noop/raw {result['ratio_noop_to_raw']}; written to {out}")
+        sent, failed, retried = (load.get(k, "-") for k in ("sent", "failed", "retried"))
+        print(f"{name:<8}{result[name]['seconds']:>10}{sent:>10}{failed:>8}{retried:>9}")
+    print(f"ours/raw {result['ratio_ours_to_raw']} (goal <= 1.5), noop/raw {result['ratio_noop_to_raw']}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":
