@@ -33,9 +33,8 @@ def test_take_then_refuse_a_second_run_naming_the_holder(tmp_path):
 def test_a_waiting_run_gets_the_lock_once_released(tmp_path):
     lock = tmp_path / "lock"
     take(lock, "run-a")
-    threading.Timer(
-        1.5, lambda: run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "absent"})
-    ).start()
+    # The holder goes away (its release removes the directory) while run-b waits.
+    threading.Timer(1.5, shutil.rmtree, args=(lock,)).start()
     started = time.monotonic()
     result = take(lock, "run-b", wait_timeout=20)
     assert not result.failed and result.changed
