@@ -205,7 +205,8 @@ def test_rollback_to_v1_while_a_concurrent_deploy_is_refused_by_the_lock(lab):
         output, _ = rollback.communicate(timeout=600)
     assert result.returncode != 0
     assert "Another run holds the lock /var/lib/opsbook/journal-deploy.lock" in result.stdout
-    assert re.search(r"holds the lock \S+: \S+@\S+ since \S+ \(release \S+-v1, rollback\)", result.stdout), result.stdout[-3000:]
+    holder = re.compile(r"holds the lock \S+: \S+@\S+ since \S+ \(release \S+-v1, rollback\)")
+    assert holder.search(result.stdout), result.stdout[-3000:]
     assert rollback.returncode == 0, output[-6000:]
     release = host_release("app1")
     assert release.endswith("-v1") and host_release("app2") == release
