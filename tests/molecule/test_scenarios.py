@@ -21,6 +21,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def test_there_are_scenarios():
     assert "provision" in SCENARIOS
+    assert "deploy" in SCENARIOS
 
 
 @pytest.mark.lab

@@ -1,0 +1,90 @@
+"""Benchmark for issue #4: the deploy against a plain shell script doing the same steps.
+
+    OPSBOOK_LAB=... OPSBOOK_LAB_HTTP_PORT=... .venv/bin/python bench/deploy/run.py [--refs v2 v1]
+
+Needs the lab up and deployed (scripts/demo.sh). In one run, on the lab:
+
+- raw: bench/deploy/baseline.sh deploys the first ref over `docker exec` (install on both app
+  hosts in parallel, migrate once, collectstatic, switch, plain restarts, wait for /health/);
+- ours: playbooks/deploy.yml deploys the second ref (preflight, lock, install, migrate,
+  collectstatic, rolling switch out of the load balancer, drained workers, health gates,
+  records);
+- noop: playbooks/deploy.yml again with the same ref (nothing to do);
+- during raw and ours, tests/lab/loadgen.py sends constant load through lb1 and counts failed
+  requests (a request is retried only when its connection closed before any response byte).
+
+Writes bench/results/deploy-<UTC date>.json and prints a table. Ratios, not absolute times,
+are the result: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+from loadgen import LoadGenerator  # noqa: E402
+
+LAB = os.environ.get("OPSBOOK_LAB") or "opsbook-lab"
+PORT = int(os.environ.get("OPSBOOK_LAB_HTTP_PORT", "8080"))
+CACHE = Path(os.environ.get("OPSBOOK_CACHE") or Path.home() / ".cache" / "opsbook")
+BIN = Path(sys.executable).parent
+
+
+def timed(argv: list[str], load: bool) -> dict:
+    generator = LoadGenerator(f"http://127.0.0.1:{PORT}/version/", threads=4).start() if load else None
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    seconds = time.monotonic() - started
+    counts = generator.stop() if generator else None
+    if result.returncode != 0:
+        sys.exit(f"{argv[0]} failed (rc {result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    return {"seconds": round(seconds, 1), "load": counts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--refs", nargs=2, default=["v2", "v1"], metavar=("RAW_REF", "OUR_REF"))
+    args = parser.parse_args()
+    raw_ref, our_ref = args.refs
+    playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "playbooks/deploy.yml"]
+    playbook += ["-e", f"deploy_ref={our_ref}"]
+
+    raw = timed([str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")], load=True)
+    ours = timed(playbook, load=True)
+    noop = timed(playbook, load=False)
+
+    result = {
+        "benchmark": "deploy",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
+        "lab": LAB,
+        "refs": {"raw": raw_ref, "ours": our_ref},
+        "raw": raw,
+        "ours": ours,
+        "noop": noop,
+        "ratio_ours_to_raw": round(ours["seconds"] / raw["seconds"], 2),
+        "ratio_noop_to_raw": round(noop["seconds"] / raw["seconds"], 2),
+    }
+    out = ROOT / "bench" / "results" / f"deploy-{datetime.date.today().isoformat()}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'line':<8}{'seconds':>10}{'requests':>10}{'failed':>8}{'retried':>9}")
+    for name in ("raw", "ours", "noop"):
+        load = result[name]["load"] or {}
+        sent, failed, retried = (load.get(k, "-") for k in ("sent", "failed", "retried"))
+        print(f"{name:<8}{result[name]['seconds']:>10}{sent:>10}{failed:>8}{retried:>9}")
+    print(f"ours/raw {result['ratio_ours_to_raw']} (goal <= 1.5), noop/raw {result['ratio_noop_to_raw']}")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""opsbook.webstack.deploy_lock on a real directory: take, refuse naming the holder, wait, stale takeover, release."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+from module_runner import run_module
+
+HOLDER = {"user": "alice", "controller": "ci-3", "release": "20261122T081627Z-v2", "action": "deploy"}
+
+
+def take(path, token, **extra):
+    return run_module("deploy_lock", {"path": str(path), "token": token, "holder": HOLDER, **extra})
+
+
+def test_take_then_refuse_a_second_run_naming_the_holder(tmp_path):
+    lock = tmp_path / "lib" / "journal-deploy.lock"
+    first = take(lock, "run-a")
+    assert first.changed and not first.failed
+    assert (lock / "holder.json").exists()
+    assert "token" not in first["holder"]
+    again = take(lock, "run-a")
+    assert not again.changed and not again.failed
+    second = take(lock, "run-b")
+    assert second.failed
+    assert "Another run holds the lock" in second.msg
+    assert "alice@ci-3 since" in second.msg and "release 20261122T081627Z-v2, deploy" in second.msg
+
+
+def test_a_waiting_run_gets_the_lock_once_released(tmp_path):
+    lock = tmp_path / "lock"
+    take(lock, "run-a")
+    # The holder goes away (its release removes the directory) while run-b waits.
+    threading.Timer(1.5, shutil.rmtree, args=(lock,)).start()
+    started = time.monotonic()
+    result = take(lock, "run-b", wait_timeout=20)
+    assert not result.failed and result.changed
+    assert 1.0 < time.monotonic() - started < 15
+
+
+def test_a_stale_lock_is_taken_over(tmp_path):
+    lock = tmp_path / "lock"
+    take(lock, "run-a")
+    old = time.time() - 7200
+    os.utime(lock, (old, old))
+    result = take(lock, "run-b", stale_after=3600)
+    assert result.changed and not result.failed
+    assert result["taken_over"]["user"] == "alice"
+
+
+def test_release_only_by_its_holder(tmp_path):
+    lock = tmp_path / "lock"
+    take(lock, "run-a")
+    other = run_module("deploy_lock", {"path": str(lock), "token": "run-b", "state": "absent"})
+    assert not other.changed and lock.exists()
+    mine = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "absent"})
+    assert mine.changed and not lock.exists()
+
+
+def test_check_mode_touches_nothing(tmp_path):
+    lock = tmp_path / "lock"
+    result = run_module("deploy_lock", {"path": str(lock), "token": "run-a"}, check_mode=True)
+    assert result.changed and not lock.exists()
