@@ -135,3 +135,54 @@ def test_check_mode_after_provision_reports_no_change():
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)
     assert recap, result.stdout[-3000:]
     assert {host: int(changed) for host, changed in recap} == {host: 0 for host, _ in recap}
+
+
+def maintenance(state: str) -> dict[str, int]:
+    env = dict(os.environ)
+    env["ANSIBLE_COLLECTIONS_PATH"] = f"{PROJECT_DIR}/playbooks/collections"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            INVENTORY,
+            str(PROJECT_DIR / "playbooks" / "maintenance.yml"),
+            "-e",
+            f"maintenance_page={state}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=SCENARIO_DIR,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    return {
+        host: int(changed)
+        for host, changed in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)
+    }
+
+
+def test_maintenance_page_on_nginx_and_haproxy():
+    """On: users get 503, Retry-After and the page; /health/ is exempt; a second on changes nothing; off."""
+    lbs = in_group("lb")
+    assert sorted(lbs) == ["mp-lb1", "mp-lb2"]
+    try:
+        changed = maintenance("on")
+        assert {h: changed[h] for h in lbs} == {h: 1 for h in lbs}
+        for name in lbs:
+            host = host_for(name)
+            response = host.run("curl -s -i --max-time 5 http://127.0.0.1/articles/")
+            assert response.stdout.startswith("HTTP/1.1 503"), (name, response.stdout[:300])
+            assert "Down for maintenance" in response.stdout
+            assert "retry-after: 300" in response.stdout.lower()
+            # No app is deployed in this scenario: /health/ reaches the (absent) backend, not the page.
+            assert "Down for maintenance" not in host.run("curl -s --max-time 5 http://127.0.0.1/health/").stdout
+        again = maintenance("on")
+        assert {h: again[h] for h in lbs} == {h: 0 for h in lbs}
+    finally:
+        maintenance("off")
+    for name in lbs:
+        assert (
+            "Down for maintenance" not in host_for(name).run("curl -s --max-time 5 http://127.0.0.1/articles/").stdout
+        )
