@@ -110,6 +110,7 @@ FROM v, generate_series(1, 20000)
 
 SEED_MB = 100
 GROW = """
+SET max_parallel_workers_per_gather = 0;  -- the container's /dev/shm is 64 MB
 INSERT INTO customers (email, name, created_at, profile)
   SELECT md5(random()::text) || '@example.com', name, created_at - interval '1 day' * random(), profile
   FROM customers TABLESAMPLE SYSTEM (50);

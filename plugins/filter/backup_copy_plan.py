@@ -11,10 +11,12 @@ short_description: Decide which backups (data and manifest) a copy destination l
 version_added: 0.1.0
 description:
   - A pure function. For each verified local backup (its manifest), compares what the
-    destination holds with what the manifest promises: the data must have the manifest's
+    destination holds with what the manifest promises. The data must have the manifest's
     sha256 and size, and the destination's manifest the local manifest's sha256.
-  - Returns one entry per backup with C(copy_data) and C(copy_manifest) set when that part
-    must be (re)copied; an entry whose data is present but wrong gets a C(problem).
+  - A backup's files are its dump (C(file)) and the archives its manifest lists under C(files)
+    (media, configuration), each with C(file), C(sha256) and C(size).
+  - Returns one entry per backup with C(copy_parts) (the files to (re)copy), C(copy_data) (any)
+    and C(copy_manifest); an entry with a file present but wrong gets a C(problem).
 options:
   _input:
     description: The local backups' manifests (C(id), C(file), C(sha256), C(size)).
@@ -26,7 +28,7 @@ options:
     type: dict
     required: true
   manifests:
-    description: The local manifests' own sha256, name to C(sha256) (and C(size)).
+    description: The local manifests' own sha256, name to C(sha256); a manifest not in it is always copied.
     type: dict
     required: true
   app_name:
@@ -44,8 +46,9 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    One dict per backup: C(id), C(file), C(manifest), C(sha256), C(size), C(copy_data),
-    C(copy_manifest), C(problem) (empty, or what was wrong with the copy found there).
+    One dict per backup: C(id), C(file), C(manifest), C(sha256), C(size), C(parts) (every file
+    with C(file), C(sha256), C(size), C(manifest)), C(copy_parts), C(copy_data),
+    C(copy_manifest), C(problem) (empty, or what was wrong with the copies found there).
   type: list
   elements: dict
 """

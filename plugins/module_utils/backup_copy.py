@@ -33,47 +33,65 @@ def listing(text: str) -> dict:
     return held
 
 
+def _parts(entry: dict, manifest: str) -> list[dict]:
+    """The files of one backup: its dump, then the archives its manifest lists (media, config)."""
+    parts = [{"file": entry["file"], "sha256": _hex(entry["sha256"]), "size": int(entry["size"]), "manifest": manifest}]
+    for name, extra in sorted((entry.get("files") or {}).items()):
+        for key in ("file", "sha256", "size"):
+            if not isinstance(extra, dict) or extra.get(key) in (None, ""):
+                raise CopyPlanError(f"manifest of backup {entry['id']} lists the file {name} without {key}")
+        parts.append(
+            {"file": extra["file"], "sha256": _hex(extra["sha256"]), "size": int(extra["size"]), "manifest": manifest}
+        )
+    return parts
+
+
 def plan(backups: list, held: dict, manifests: dict, app_name: str) -> list[dict]:
-    """One entry per backup: copy_data / copy_manifest when that part must be (re)copied, and the problem found."""
+    """One entry per backup: which of its files (dump, archives) and whether its manifest must be (re)copied.
+
+    held: what the destination holds, name -> {"sha256", "size"}; manifests: the local
+    manifests' own sha256 (name -> {"sha256"}); a manifest not in it is always copied.
+    """
     held = dict(held or {})
     manifests = dict(manifests or {})
-    plan = []
+    out = []
     for entry in backups or []:
         for key in ("id", "file", "sha256", "size"):
             if entry.get(key) in (None, ""):
                 raise CopyPlanError(f"manifest of backup {entry.get('id', '?')} has no {key}")
         manifest = f"{app_name}-{entry['id']}.json"
-        if manifest not in manifests:
-            raise CopyPlanError(f"no local sha256 for the manifest {manifest}")
-        there = held.get(entry["file"])
-        problem = ""
-        if there is None:
-            copy_data = True
-        else:
-            copy_data = _hex(there.get("sha256")) != _hex(entry["sha256"]) or int(there.get("size", -1)) != int(
-                entry["size"]
-            )
-            if copy_data:
-                problem = (
-                    f"{entry['file']} there has sha256 {there.get('sha256')} and {there.get('size')} bytes; "
-                    f"the manifest says sha256 {entry['sha256']} and {entry['size']} bytes"
+        parts = _parts(entry, manifest)
+        copy_parts, problems = [], []
+        for part in parts:
+            there = held.get(part["file"])
+            if there is None:
+                copy_parts.append(part["file"])
+            elif _hex(there.get("sha256")) != part["sha256"] or int(there.get("size", -1)) != part["size"]:
+                copy_parts.append(part["file"])
+                problems.append(
+                    f"{part['file']} there has sha256 {there.get('sha256')} and {there.get('size')} bytes; "
+                    f"the manifest says sha256 {part['sha256']} and {part['size']} bytes"
                 )
         there_manifest = held.get(manifest)
+        local_manifest = manifests.get(manifest)
         copy_manifest = (
-            copy_data
+            bool(copy_parts)
             or there_manifest is None
-            or (_hex(there_manifest.get("sha256")) != _hex(manifests[manifest].get("sha256")))
+            or local_manifest is None
+            or _hex(there_manifest.get("sha256")) != _hex(local_manifest.get("sha256"))
         )
-        plan.append(
+        out.append(
             {
                 "id": entry["id"],
                 "file": entry["file"],
                 "manifest": manifest,
                 "sha256": _hex(entry["sha256"]),
                 "size": int(entry["size"]),
-                "copy_data": copy_data,
+                "parts": parts,
+                "copy_parts": copy_parts,
+                "copy_data": bool(copy_parts),
                 "copy_manifest": copy_manifest,
-                "problem": problem,
+                "problem": "; ".join(problems),
             }
         )
-    return plan
+    return out

@@ -20,7 +20,7 @@ from lab_helpers import BIN, LAB, OUTPUT, ansible_playbook, lab_exec
 
 BACKUP_DIR = "/var/backups/opsbook/journal"
 STORE_DIR = "/srv/opsbook-backups/journal"
-STORE = "-e backup_store_enabled=true".split()
+STORE = ["-e", "backup_store_enabled=true"]
 BUCKET = "opsbook-backups"
 pytestmark = pytest.mark.lab
 

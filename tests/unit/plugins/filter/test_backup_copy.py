@@ -53,3 +53,20 @@ def test_only_a_missing_or_different_manifest_copies_just_the_manifest():
 def test_a_manifest_without_sha256_is_refused_naming_the_backup():
     with pytest.raises(CopyPlanError, match="backup t1 has no sha256"):
         plan([{"id": "t1", "file": "x.dump", "size": 1}], {}, LOCAL_MANIFESTS, "journal")
+
+
+def test_the_archives_a_manifest_lists_are_copied_and_checked_like_the_dump():
+    media = {"file": "journal-t1-media.tar.gz", "sha256": B, "size": 7}
+    backups = [{**BACKUPS[0], "files": {"media": media}}]
+    held = {"journal-t1.dump": {"sha256": A, "size": 100}, "journal-t1.json": {"sha256": M1, "size": 10}}
+    [entry] = plan(backups, held, LOCAL_MANIFESTS, "journal")
+    assert entry["copy_parts"] == ["journal-t1-media.tar.gz"] and entry["copy_manifest"]
+    assert [p["file"] for p in entry["parts"]] == ["journal-t1.dump", "journal-t1-media.tar.gz"]
+    held["journal-t1-media.tar.gz"] = {"sha256": B, "size": 7}
+    assert plan(backups, held, LOCAL_MANIFESTS, "journal")[0]["copy_data"] is False
+
+
+def test_an_archive_listed_without_its_sha256_is_refused():
+    backups = [{**BACKUPS[0], "files": {"media": {"file": "m.tar.gz", "size": 7}}}]
+    with pytest.raises(CopyPlanError, match="lists the file media without sha256"):
+        plan(backups, {}, LOCAL_MANIFESTS, "journal")
