@@ -109,6 +109,7 @@ FROM v, generate_series(1, 20000)
 
 
 SEED_MB = 100
+NO_PARALLEL = ("max_parallel_workers_per_gather", "max_parallel_maintenance_workers")
 GROW = """
 SET max_parallel_workers_per_gather = 0;  -- the container's /dev/shm is 64 MB
 INSERT INTO customers (email, name, created_at, profile)
@@ -163,7 +164,7 @@ def ensure_database(db: str, target_mb: int) -> dict:
     while db_size(db) < target:
         db_exec("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", GROW)
     if time.monotonic() - start > 1:
-        psql(db, "VACUUM ANALYZE")
+        psql(db, "VACUUM (ANALYZE, PARALLEL 0)")
         log(f"{db}: grown to {db_size(db) / 1048576:.0f} MB in {time.monotonic() - start:.0f} s")
     rows = psql(db, "SELECT sum(n_live_tup) FROM pg_stat_user_tables")
     return {"database": db, "size_bytes": db_size(db), "rows": int(rows)}
@@ -274,8 +275,15 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes_mb.split(",")]
     started = datetime.datetime.now(datetime.UTC)
+    log(f"target: {DB_CONTAINER} (OPSBOOK_LAB={LAB})")
     db_exec("mkdir", "-p", RAW_DIR, BENCH_DIR, user="root")
     db_exec("chown", "postgres:postgres", RAW_DIR, BENCH_DIR, user="root")
+    # Docker gives a container 64 MB of /dev/shm: parallel query, parallel VACUUM and parallel
+    # index builds (pg_restore) fail there with "could not resize shared memory segment".
+    # Turned off for the run, for raw and ours alike, and reset at the end.
+    for setting in NO_PARALLEL:
+        psql("postgres", f"ALTER SYSTEM SET {setting} = 0")
+    psql("postgres", "SELECT pg_reload_conf()")
     result: dict = {
         "started": started.isoformat(timespec="seconds"),
         "machine": {
@@ -320,6 +328,10 @@ def main() -> None:
         ours_key = "ours_s" if what == "backup" else "ours_drill_s"
         budget = goal["ratio"] * largest_line[raw_key] + goal["overhead"]
         f["largest"] = {"raw_s": largest_line[raw_key], "ours_s": largest_line[ours_key], "budget_s": round(budget, 2)}
+    for setting in NO_PARALLEL:
+        psql("postgres", f"ALTER SYSTEM RESET {setting}")
+    psql("postgres", "SELECT pg_reload_conf()")
+    result["machine"]["settings"] = {s: 0 for s in NO_PARALLEL}
     if args.drop:
         for s in result["sizes"]:
             db_exec("dropdb", "--if-exists", s["database"])
