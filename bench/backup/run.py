@@ -159,11 +159,14 @@ def ensure_database(db: str, target_mb: int) -> dict:
     # (generating every row with random() costs about 1 s per MB on a busy 2-core machine).
     # A copied row lies far beyond gzip's 32 KB window from its original, so compression
     # gains nothing from the repetition.
+    batches = 0
     while db_size(db) < min(target, SEED_MB * 1024 * 1024):
         db_exec("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", BATCH)
+        batches += 1
     while db_size(db) < target:
         db_exec("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", GROW)
-    if time.monotonic() - start > 1:
+        batches += 1
+    if batches:
         psql(db, "VACUUM (ANALYZE, PARALLEL 0)")
         log(f"{db}: grown to {db_size(db) / 1048576:.0f} MB in {time.monotonic() - start:.0f} s")
     rows = psql(db, "SELECT sum(n_live_tup) FROM pg_stat_user_tables")
@@ -171,11 +174,11 @@ def ensure_database(db: str, target_mb: int) -> dict:
 
 
 def playbook(name: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACKS_ENABLED": ""}
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     cmd = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", f"playbooks/{name}", *extra]
     seconds, result = timed(subprocess.run, cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=3600)
     if result.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{result.stdout[-4000:]}")
+        raise SystemExit(f"{name} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     return seconds, result
 
 
