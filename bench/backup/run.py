@@ -269,6 +269,14 @@ def bench_levels(backup: dict, levels: list[str]) -> dict:
     return out
 
 
+def save(result: dict, started: datetime.datetime) -> Path:
+    """Written after every measurement, so an interrupted run keeps what it measured."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"backup-{started:%Y-%m-%d}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes-mb", default="8,400,1100", help="database sizes to fit over (MB, pg_database_size)")
@@ -307,12 +315,16 @@ def main() -> None:
         backup = bench_backup(db, bid)
         log(f"{db}: pg_dump -Fc {backup['raw_pg_dump_s']} s, backup.yml {backup['ours_s']} s ({backup['ratio']}x)")
         entry = {**info, "backup": backup}
+        result["sizes"].append(entry)
+        save(result, started)
+        result["sizes"].pop()
         if not args.skip_restore:
             entry["restore"] = bench_restore(db, backup)
             r = entry["restore"]
             raw_s, ours_s = r["raw_pg_restore_j2_s"], r["ours_drill_s"]
             log(f"{db}: pg_restore -j2 {raw_s} s, restore.yml drill {ours_s} s ({r['ratio']}x)")
         result["sizes"].append(entry)
+        save(result, started)
     result["fit"] = {"backup": fit([(s["backup"]["raw_pg_dump_s"], s["backup"]["ours_s"]) for s in result["sizes"]])}
     if not args.skip_restore:
         result["fit"]["restore"] = fit(
@@ -339,9 +351,7 @@ def main() -> None:
         for s in result["sizes"]:
             db_exec("dropdb", "--if-exists", s["database"])
         db_exec("rm", "-rf", RAW_DIR, BENCH_DIR, user="root")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"backup-{started:%Y-%m-%d}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = save(result, started)
     print(json.dumps(result["fit"], indent=2))
     print(json.dumps(result["verification"], indent=2))
     print(f"written: {out.relative_to(REPO_ROOT)}")
