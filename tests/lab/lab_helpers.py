@@ -48,6 +48,22 @@ def lab_exec(host: str, *argv: str, user: str | None = None, check: bool = True)
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=300)
 
 
+def as_app(host: str, *argv: str) -> subprocess.CompletedProcess:
+    """argv on `host` as the app's user, with its env file, in the current release (relative paths resolve there)."""
+    return lab_exec(
+        host,
+        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", "--uid=journal", "--gid=journal",
+        "--property=EnvironmentFile=/srv/journal/shared/env", "--property=WorkingDirectory=/srv/journal/current",
+        *argv,
+    )  # fmt: skip
+
+
+def seed_demo(articles: int = 40, certificates: int = 5) -> None:
+    """The sample app's deterministic demo data (the same arguments add nothing the second time)."""
+    as_app("app1", "/srv/journal/current/venv/bin/python", "manage.py", "seed_demo",
+           "--articles", str(articles), "--certificates", str(certificates))  # fmt: skip
+
+
 def lab_running() -> bool:
     result = subprocess.run(
         ["docker", "ps", "-q", "--filter", f"label=org.opsbook.lab={LAB}"], capture_output=True, text=True, check=False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from lab_helpers import ansible_adhoc, ansible_playbook, lab_exec
+from lab_helpers import ansible_adhoc, ansible_playbook, lab_exec, seed_demo
 
 BACKUP_DIR = "/var/backups/opsbook/journal"
 pytestmark = pytest.mark.lab
@@ -26,12 +26,7 @@ def manifest(name: str) -> dict:
 @pytest.fixture(scope="module")
 def seeded(lab):
     lab_exec("db1", "rm", "-rf", BACKUP_DIR)
-    lab_exec(
-        "app1",
-        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", "--uid=journal", "--gid=journal",
-        "--property=EnvironmentFile=/srv/journal/shared/env", "--property=WorkingDirectory=/srv/journal/current",
-        "/srv/journal/current/venv/bin/python", "manage.py", "seed_demo", "--articles", "40", "--certificates", "5",
-    )  # fmt: skip
+    seed_demo()
     return int(psql("SELECT count(*) FROM articles_article"))
 
 

@@ -6,19 +6,14 @@ import json
 import time
 
 import pytest
-from lab_helpers import ansible_playbook, lab_exec
+from lab_helpers import ansible_playbook, as_app, lab_exec
 
 pytestmark = pytest.mark.lab
 
 
 def celery_call(task: str, args: list) -> None:
     """Send a task the way an operator would, with the app's own environment, on app1."""
-    lab_exec(
-        "app1",
-        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", "--uid=journal", "--gid=journal",
-        "--property=EnvironmentFile=/srv/journal/shared/env", "--property=WorkingDirectory=/srv/journal/current",
-        "/srv/journal/current/venv/bin/celery", "-A", "journal", "call", task, "--args", json.dumps(args),
-    )  # fmt: skip
+    as_app("app1", "/srv/journal/current/venv/bin/celery", "-A", "journal", "call", task, "--args", json.dumps(args))
 
 
 def stats(stdout: str) -> dict:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from lab_helpers import PORT, ansible_playbook, lab_exec
+from lab_helpers import PORT, ansible_playbook, lab_exec, seed_demo
 
 BACKUP_DIR = "/var/backups/opsbook/journal"
 MEDIA = "/srv/journal/shared/media"
@@ -66,12 +66,7 @@ def restore(*extra: str):
 @pytest.fixture(scope="module")
 def backup_rs1(lab):
     """Backup rs1 of known data and media, then the live data and media moved on from it."""
-    lab_exec(
-        "app1",
-        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", "--uid=journal", "--gid=journal",
-        "--property=EnvironmentFile=/srv/journal/shared/env", "--property=WorkingDirectory=/srv/journal/current",
-        "/srv/journal/current/venv/bin/python", "manage.py", "seed_demo", "--articles", "40", "--certificates", "5",
-    )  # fmt: skip
+    seed_demo()
     lab_exec("app1", "sh", "-c", f"echo before > {MEDIA}/in-backup.txt && chown journal: {MEDIA}/in-backup.txt")
     result, _ = ansible_playbook("backup.yml", "-e", "backup_id=rs1")
     assert result.returncode == 0, result.stdout[-4000:]

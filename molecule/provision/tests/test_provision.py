@@ -116,51 +116,37 @@ def test_load_balancer_answers_and_proxies_to_the_app_hosts(name):
         assert re.search(rf"\b{re.escape(app_host)}:8000\b", upstream), app_host
 
 
-def test_check_mode_after_provision_reports_no_change():
-    """Check mode tells the truth: on provisioned hosts it predicts no change."""
-    env = dict(os.environ)
-    env["ANSIBLE_COLLECTIONS_PATH"] = f"{PROJECT_DIR}/playbooks/collections"
-    env["ANSIBLE_ROLES_PATH"] = f"{PROJECT_DIR}/roles"
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    env["ANSIBLE_NOCOLOR"] = "1"
+def playbook(path: Path, *extra: str) -> dict[str, int]:
+    """ansible-playbook on the scenario's hosts; asserts success, returns changed= per host from the recap."""
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": f"{PROJECT_DIR}/playbooks/collections",
+        "ANSIBLE_ROLES_PATH": f"{PROJECT_DIR}/roles",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+    }
     result = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, "--check", str(SCENARIO_DIR / "converge.yml")],
+        ["ansible-playbook", "-i", INVENTORY, str(path), *extra],
         capture_output=True,
         text=True,
         env=env,
         cwd=SCENARIO_DIR,
         timeout=600,
     )
-    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)
     assert recap, result.stdout[-3000:]
-    assert {host: int(changed) for host, changed in recap} == {host: 0 for host, _ in recap}
+    return {host: int(changed) for host, changed in recap}
+
+
+def test_check_mode_after_provision_reports_no_change():
+    """Check mode tells the truth: on provisioned hosts it predicts no change."""
+    recap = playbook(SCENARIO_DIR / "converge.yml", "--check")
+    assert recap == {host: 0 for host in recap}
 
 
 def maintenance(state: str) -> dict[str, int]:
-    env = dict(os.environ)
-    env["ANSIBLE_COLLECTIONS_PATH"] = f"{PROJECT_DIR}/playbooks/collections"
-    env["ANSIBLE_NOCOLOR"] = "1"
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            INVENTORY,
-            str(PROJECT_DIR / "playbooks" / "maintenance.yml"),
-            "-e",
-            f"maintenance_page={state}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=SCENARIO_DIR,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
-    return {
-        host: int(changed)
-        for host, changed in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)
-    }
+    return playbook(PROJECT_DIR / "playbooks" / "maintenance.yml", "-e", f"maintenance_page={state}")
 
 
 def test_maintenance_page_on_nginx_and_haproxy():
