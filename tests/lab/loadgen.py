@@ -9,6 +9,10 @@ reset connection after the retry, a timeout, a status >= 500.
 
     python tests/lab/loadgen.py --url http://127.0.0.1:8081/version/ --seconds 30
     python tests/lab/loadgen.py --url ... --requests 10000
+    python tests/lab/loadgen.py --url ... --seconds 60 --rate 200   # at most 200 requests/s in all
+
+Without --rate the threads send as fast as the stack answers, which on a small machine takes
+the CPU the deploy under test needs; tests pace the load, benchmarks do not.
 
 prints one JSON line: {"sent": ..., "ok": ..., "failed": ..., "retried": ..., "errors": {...}, "versions": {...}}.
 """
@@ -26,11 +30,15 @@ import urllib.parse
 
 
 class LoadGenerator:
-    def __init__(self, url: str, threads: int = 4, timeout: float = 10.0, keepalive: bool = True) -> None:
+    def __init__(
+        self, url: str, threads: int = 4, timeout: float = 10.0, keepalive: bool = True, rate: float = 0
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.path = parts.path or "/"
         self.threads, self.timeout, self.keepalive = threads, timeout, keepalive
+        # Seconds between two requests of one thread; 0 sends back to back.
+        self.interval = threads / rate if rate > 0 else 0.0
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.counts: collections.Counter = collections.Counter()
@@ -80,7 +88,12 @@ class LoadGenerator:
 
     def _run(self) -> None:
         conn = self._connection()
+        due = time.monotonic()
         while not self.stop_event.is_set():
+            if self.interval:
+                due += self.interval
+                if self.stop_event.wait(max(0.0, due - time.monotonic())):
+                    break
             outcome, body = self._one(conn)
             if outcome == "retry":
                 with self.lock:
@@ -134,8 +147,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=0)
     parser.add_argument("--requests", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=0, help="at most this many requests per second in all")
     args = parser.parse_args()
-    load = LoadGenerator(args.url, threads=args.threads).start(limit=args.requests or None)
+    load = LoadGenerator(args.url, threads=args.threads, rate=args.rate).start(limit=args.requests or None)
     # SIGTERM or Ctrl-C ends the run early: stop and print the counts (callers run it in the background).
     signal.signal(signal.SIGTERM, lambda *_: load.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: load.stop_event.set())
