@@ -188,7 +188,11 @@ def adhoc_verify(path: str, manifest: str, level: str) -> tuple[float, dict]:
     cmd = [str(BIN / "ansible"), "-i", "inventories/lab", "db1", "-b", "--become-user", "postgres"]
     cmd += ["-m", "opsbook.webstack.pg_dump_verify", "-a", args]
     seconds, result = timed(subprocess.run, cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=3600)
-    data = json.loads(result.stdout)
+    # ansible.cfg enables profile_tasks, which prints lines before and after the JSON document.
+    start = result.stdout.find("\n{")
+    if start < 0:
+        raise SystemExit(f"pg_dump_verify {level}: no JSON from ansible:\n{result.stdout[-2000:]}\n{result.stderr}")
+    data, _ = json.JSONDecoder().raw_decode(result.stdout, start + 1)
     out = data["plays"][0]["tasks"][0]["hosts"]["db1"]
     if out.get("failed"):
         raise SystemExit(f"pg_dump_verify level {level} failed: {out.get('msg')}")
