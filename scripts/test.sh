@@ -25,7 +25,9 @@ scripts/lab-artifacts.sh
 
 mkdir -p tests/output
 rc=0
-python -m pytest "$@" || rc=$?
+# Two workers: the lab tests (one group, in order) on one, the Molecule scenarios (another
+# group) on the other, unit and lint tests wherever there is room (tests/conftest.py).
+python -m pytest -n "${OPSBOOK_TEST_WORKERS:-2}" --dist loadgroup "$@" || rc=$?
 if [ "${rc}" -eq 5 ]; then
   die "pytest collected no test: refusing to call that a pass"
 fi

@@ -79,3 +79,25 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
         return helpers.build_webapp_repo(tmp_path_factory.mktemp("webapp-repo") / "journal.git")
     except helpers.HarnessError as exc:
         _fail(exc)
+
+
+# The suite runs on two pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup). The lab
+# tests share one lab and walk it in order, and the Molecule scenarios are long; each set is one
+# group, so it stays on one worker in collection order while the other worker runs the other
+# set. Both groups go first so the two long sets start at once; the unit and lint tests fill in
+# around them. Without xdist the marks change nothing.
+_GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    first: dict[str, list[pytest.Item]] = {name: [] for _, name in _GROUPS}
+    rest: list[pytest.Item] = []
+    for item in items:
+        path = Path(str(item.path)).relative_to(helpers.REPO_ROOT).as_posix()
+        group = next((name for prefix, name in _GROUPS if path.startswith(prefix)), None)
+        if group is None:
+            rest.append(item)
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+        first[group].append(item)
+    items[:] = [item for name in first for item in first[name]] + rest
