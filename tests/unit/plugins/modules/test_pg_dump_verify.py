@@ -371,7 +371,11 @@ def test_empty_file(tmp_path):
     assert_failed(verify(path, "header"), "header", "empty", "0 bytes")
 
 
-@pytest.mark.parametrize("content", [b'{"not": "a dump"}\n', os.urandom(4096), b"-- just a comment\nSELECT 1;\n"])
+@pytest.mark.parametrize(
+    "content",
+    [b'{"not": "a dump"}\n', os.urandom(4096), b"-- just a comment\nSELECT 1;\n"],
+    ids=["json", "random-bytes", "sql-comment"],  # stable ids: xdist workers must collect the same tests
+)
 def test_not_an_archive(tmp_path, content):
     path = tmp_path / "backup.dump"
     path.write_bytes(content)
