@@ -89,6 +89,8 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
 _GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"))
 
 
+# tryfirst: xdist reads the group marks in its own pytest_collection_modifyitems; they must be there by then.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     first: dict[str, list[pytest.Item]] = {name: [] for _, name in _GROUPS}
     rest: list[pytest.Item] = []
