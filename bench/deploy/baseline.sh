@@ -13,6 +13,7 @@ release="$(date -u +%Y%m%dT%H%M%SZ)-${ref}-raw"
 archive="$(mktemp --suffix=.tar.gz)"
 trap 'rm -f "${archive}"' EXIT
 git --git-dir "${repo}" archive --format=tar.gz --output="${archive}" "${rev}"
+chmod 0644 "${archive}"  # mktemp makes it 0600; the app user unpacks it
 
 as_app() { local host=$1; shift; docker exec --user journal --workdir "${root}/releases/${release}" "${lab}-${host}" "$@"; }
 manage() {

@@ -39,8 +39,9 @@ CACHE = Path(os.environ.get("OPSBOOK_CACHE") or Path.home() / ".cache" / "opsboo
 BIN = Path(sys.executable).parent
 
 
-def timed(argv: list[str], load: bool) -> dict:
-    generator = LoadGenerator(f"http://127.0.0.1:{PORT}/version/", threads=4).start() if load else None
+def timed(argv: list[str], load: bool, rate: float) -> dict:
+    url = f"http://127.0.0.1:{PORT}/version/"
+    generator = LoadGenerator(url, threads=4, rate=rate).start() if load else None
     started = time.monotonic()
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
     seconds = time.monotonic() - started
@@ -53,14 +54,22 @@ def timed(argv: list[str], load: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refs", nargs=2, default=["v2", "v1"], metavar=("RAW_REF", "OUR_REF"))
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        help="requests/s of the constant load (0: as fast as 4 threads go, taking the CPU the deploys need)",
+    )
+    parser.add_argument("--out", help="result file (default bench/results/deploy-<date>.json)")
     args = parser.parse_args()
+    rate = args.rate
     raw_ref, our_ref = args.refs
     playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "playbooks/deploy.yml"]
     playbook += ["-e", f"deploy_ref={our_ref}"]
 
-    raw = timed([str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")], load=True)
-    ours = timed(playbook, load=True)
-    noop = timed(playbook, load=False)
+    raw = timed([str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")], True, rate)
+    ours = timed(playbook, True, rate)
+    noop = timed(playbook, False, rate)
 
     result = {
         "benchmark": "deploy",
@@ -68,13 +77,15 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
         "lab": LAB,
         "refs": {"raw": raw_ref, "ours": our_ref},
+        "load_rate_per_s": rate or "unpaced",
         "raw": raw,
         "ours": ours,
         "noop": noop,
         "ratio_ours_to_raw": round(ours["seconds"] / raw["seconds"], 2),
         "ratio_noop_to_raw": round(noop["seconds"] / raw["seconds"], 2),
     }
-    out = ROOT / "bench" / "results" / f"deploy-{datetime.date.today().isoformat()}.json"
+    default_out = ROOT / "bench" / "results" / f"deploy-{datetime.date.today().isoformat()}.json"
+    out = Path(args.out) if args.out else default_out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'line':<8}{'seconds':>10}{'requests':>10}{'failed':>8}{'retried':>9}")
