@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: from a fresh machine to the sample application serving through the lab's load
 # balancer, in one command. Installs what it needs, builds the images, brings the lab up,
-# provisions it, deploys the sample app and prints what the load balancer serves.
+# provisions it, deploys the sample app and prints what the load balancer serves, then backs
+# up, drills a restore and runs the health checks with their report.
 # The lab stays up afterwards: explore it with `docker exec -it opsbook-lab-app1 bash`,
 # remove it with `scripts/lab.sh down`.
 # shellcheck source=scripts/lib.sh
@@ -14,25 +15,25 @@ started=${SECONDS}
 
 step() { log "== $* ($((SECONDS - started)) s)"; }
 
-step "1/8 controller tools (Debian packages, Python venv)"
+step "1/9 controller tools (Debian packages, Python venv)"
 scripts/bootstrap.sh
 # shellcheck disable=SC1091
 source "${OPSBOOK_VENV}/bin/activate"
 export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-1}"
 
-step "2/8 lab images and containers (lb1, app1, app2, db1)"
+step "2/9 lab images and containers (lb1, app1, app2, db1)"
 scripts/lab.sh up
 
-step "3/8 sample app: git repository with tags v1..v4 and its wheelhouse"
+step "3/9 sample app: git repository with tags v1..v4 and its wheelhouse"
 scripts/lab-artifacts.sh
 
-step "4/8 provision: PostgreSQL, Redis, nginx, app user and units"
+step "4/9 provision: PostgreSQL, Redis, nginx, app user and units"
 ansible-playbook -i inventories/lab playbooks/provision.yml
 
-step "5/8 deploy ${ref}"
+step "5/9 deploy ${ref}"
 ansible-playbook -i inventories/lab playbooks/deploy.yml -e "deploy_ref=${ref}"
 
-step "6/8 what lb1 serves"
+step "6/9 what lb1 serves"
 health="$(curl -s --max-time 10 -w '\nHTTP %{http_code}' "http://127.0.0.1:${port}/health/")"
 echo
 echo "GET http://127.0.0.1:${port}/health/ through lb1:"
@@ -49,7 +50,7 @@ case "${health}" in
   *) die "lb1 did not serve a healthy application (see above)" ;;
 esac
 
-step "7/8 backup: dump with row counts, media and config, verify, publish, rotate"
+step "7/9 backup: dump with row counts, media and config, verify, publish, rotate"
 ansible-playbook -i inventories/lab playbooks/backup.yml
 lab="${OPSBOOK_LAB:-opsbook-lab}"
 echo
@@ -65,9 +66,26 @@ PY
 )"
 echo
 
-step "8/8 restore drill: that backup restored into a scratch database, counted, dropped"
+step "8/9 restore drill: that backup restored into a scratch database, counted, dropped"
 ansible-playbook -i inventories/lab playbooks/restore.yml -e restore_mode=drill | tee "${OPSBOOK_CACHE}/demo-drill.log"
 echo
 grep -o 'Drill: backup [^"]*' "${OPSBOOK_CACHE}/demo-drill.log" | sed 's/^/   /'
 echo
-log "demo done in $((SECONDS - started)) s: the lab serves ${ref} healthy through lb1; backed up, verified and drilled"
+step "9/9 health: the daily checks on every host, judged against the seeds' thresholds"
+reports="${OPSBOOK_CACHE}/reports"
+ansible-playbook -i inventories/lab playbooks/health.yml -e "maintenance_report_dir=${reports}" >"${OPSBOOK_CACHE}/demo-health.log" \
+  || { tail -40 "${OPSBOOK_CACHE}/demo-health.log" >&2; die "health.yml failed (log: ${OPSBOOK_CACHE}/demo-health.log)"; }
+python3 - "$(ls -t "${reports}"/health-*.json | head -n 1)" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["counts"]
+print(f"   health report: {c['critical']} critical, {c['warning']} warning, {c['unknown']} unknown, {c['ok']} ok")
+for f in r["findings"]:
+    if f["check"] in ("service", "app health", "health through the load balancer", "database", "queue depth"):
+        value = "" if f["metric"] == "failed" else f" {f['value']} {f['unit']}"
+        print(f"   {f['level']:<8} {f['host']:<5} {f['check']}: {f['subject']}{value}")
+print(f"   page: {r['html']}")
+PY
+echo
+
+log "demo done in $((SECONDS - started)) s: the lab serves ${ref} healthy through lb1; backed up, verified and drilled; health checked"

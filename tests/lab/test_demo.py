@@ -37,6 +37,16 @@ def test_demo_backs_up_verifies_and_drills_a_restore(demo_output):
 
 
 @pytest.mark.lab
+def test_demo_runs_the_health_checks_and_points_to_the_report(demo_output):
+    rc, text = demo_output
+    assert rc == 0, text[-6000:]
+    assert "health report: 0 critical," in text, text[-3000:]
+    assert re.search(r"ok +app1 +service: journal-worker.service", text)
+    assert re.search(r"ok +lb1 +health through the load balancer", text)
+    assert re.search(r"page: \S+/health-\d{8}T\d{6}Z.html", text)
+
+
+@pytest.mark.lab
 def test_both_app_hosts_serve_behind_lb1(demo_output):
     rc, text = demo_output
     assert rc == 0

@@ -1,0 +1,298 @@
+"""maintenance, checked after converge (provision, deploy v1, a maintenance and a health report) and idempotence.
+
+The tests run in file order against mm-lb1 (nginx), mm-app1 (app, workers, beat) and mm-db1
+(PostgreSQL, Redis). Each playbook run writes its report to its own directory, read back here.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = SCENARIO_DIR.parents[1]
+
+ENV = {
+    **os.environ,
+    "ANSIBLE_COLLECTIONS_PATH": f"{PROJECT_DIR}/playbooks/collections",
+    "ANSIBLE_ROLES_PATH": f"{PROJECT_DIR}/roles",
+    "ANSIBLE_FORCE_COLOR": "0",
+    "ANSIBLE_NOCOLOR": "1",
+    "ANSIBLE_SHOW_CUSTOM_STATS": "1",
+}
+
+
+def host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+LB = host("mm-lb1")
+APP = host("mm-app1")
+DB = host("mm-db1")
+
+
+def playbook(name: str, report_dir: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+    result = subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, str(PROJECT_DIR / "playbooks" / name),
+         "-e", f"maintenance_report_dir={report_dir}", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=900,
+    )  # fmt: skip
+    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
+    return result, recap
+
+
+def report(report_dir: Path, kind: str = "maintenance") -> dict:
+    [path] = sorted(report_dir.glob(f"{kind}-*.json"))
+    data = json.loads(path.read_text())
+    html = Path(data["html"]).read_text()
+    assert "<table>" in html and data["kind"] in html
+    return data
+
+
+def run_ok(name: str, report_dir: Path, *extra: str) -> tuple[dict, dict[str, int], str]:
+    result, recap = playbook(name, report_dir, *extra)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return report(report_dir, "health" if name == "health.yml" else "maintenance"), recap, result.stdout
+
+
+def findings(data: dict, check: str, subject: str | None = None) -> list[dict]:
+    return [f for f in data["findings"] if f["check"] == check and (subject is None or f["subject"] == subject)]
+
+
+def one(data: dict, check: str, subject: str) -> dict:
+    [found] = findings(data, check, subject)
+    return found
+
+
+def psql(sql: str) -> str:
+    result = DB.run("runuser -u postgres -- psql -d journal -v ON_ERROR_STOP=1 -tAc %s", sql)
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_converge_reports_are_written_with_nothing_critical_but_the_certificate(tmp_path):
+    data, recap, out = run_ok("maintenance.yml", tmp_path)
+    # set_stats carries the summary and both paths (CI and AWX read it).
+    stats = out[out.index("CUSTOM STATS") :]
+    assert '"worst": "warning"' in stats and data["json"] in stats and data["html"] in stats, stats[:2000]
+    assert set(data["hosts"]) == {"mm-lb1", "mm-app1", "mm-db1"}
+    assert recap == {h: 0 for h in recap}, recap  # a report run changes nothing
+    assert {f["host"] for f in findings(data, "disk")} == {"mm-lb1", "mm-app1", "mm-db1"}
+    assert len(findings(data, "memory")) == 3
+    assert one(data, "connections", "client connections")["level"] in ("ok", "warning")
+    assert data["database"]["database"] == "journal"
+    assert "public.articles_article" in [t["name"] for t in data["database"]["tables"]]
+    # The seeds' defaults: 30 days warning, 7 critical; the certificate has 10 days left.
+    cert = one(data, "certificate", "/etc/opsbook/tls/journal-10d.pem")
+    assert 9 <= cert["value"] <= 10 and cert["level"] == "warning", cert
+    assert data["thresholds"]["certificate_days"] == {"warning": 30, "critical": 7}
+
+
+def test_table_churn_shows_as_bloat_and_vacuum_reduces_it(tmp_path):
+    # A purge job: 90 % of the rows deleted, at the end of the table, so VACUUM can both mark
+    # the space free and give the emptied pages back (a plain VACUUM truncates only the tail).
+    psql(
+        "DROP TABLE IF EXISTS churn; "
+        "CREATE TABLE churn (id int PRIMARY KEY, body text) WITH (autovacuum_enabled = false); "
+        "INSERT INTO churn SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g; "
+        "DELETE FROM churn WHERE id > 20000; ANALYZE churn"
+    )
+    time.sleep(1)  # the statistics collector publishes counters at most once a second
+    before, _, _ = run_ok("maintenance.yml", tmp_path / "before")
+    dead = one(before, "dead tuples", "public.churn")
+    bloat = one(before, "table bloat", "public.churn")
+    assert dead["value"] >= 50 and dead["level"] == "critical", dead
+    assert bloat["value"] >= 60 and bloat["level"] == "critical", bloat
+
+    # Check mode measures but does not vacuum.
+    checked, recap, _ = run_ok(
+        "maintenance.yml",
+        tmp_path / "check",
+        "--check",
+        "-e",
+        '{"maintenance_vacuum": true, "maintenance_vacuum_tables": ["public.churn"]}',
+    )
+    assert recap["mm-db1"] == 0
+    assert one(checked, "dead tuples", "public.churn")["value"] >= 50
+
+    after, recap, _ = run_ok(
+        "maintenance.yml",
+        tmp_path / "after",
+        "-e",
+        '{"maintenance_vacuum": true, "maintenance_vacuum_tables": ["public.churn"]}',
+    )
+    assert recap["mm-db1"] >= 1
+    assert after["database"]["actions"]["vacuum"] == ["public.churn"]
+    [table] = [t for t in after["database"]["tables"] if t["name"] == "public.churn"]
+    assert one(after, "dead tuples", "public.churn")["value"] < 5
+    assert table["bloat_percent"] < bloat["value"] / 2, table
+    # VACUUM does not shrink an index: its bloat stays until a REINDEX (next test).
+    assert one(after, "index bloat", "public.churn_pkey")["level"] == "critical"
+    print(
+        f"churn: dead {dead['value']} % -> {table['dead_percent']} %, "
+        f"bloat {bloat['value']} % -> {table['bloat_percent']} %"
+    )
+
+
+def test_reindex_concurrently_and_a_bad_name_is_refused_before_anything_runs(tmp_path):
+    result, _ = playbook(
+        "maintenance.yml", tmp_path / "bad", "-e", '{"maintenance_reindex": ["public.churn", "public.nope"]}'
+    )
+    assert result.returncode != 0
+    assert "Not in database journal: public.nope" in result.stdout and "maintenance_reindex" in result.stdout
+    assert "REINDEX CONCURRENTLY" not in re.sub(r"TASK \[.*", "", result.stdout.split("Every named relation")[-1])
+    oid = psql("SELECT 'churn_pkey'::regclass::oid")
+    data, recap, _ = run_ok("maintenance.yml", tmp_path / "ok", "-e", '{"maintenance_reindex": ["public.churn_pkey"]}')
+    assert recap["mm-db1"] >= 1 and data["database"]["actions"]["reindex"] == ["public.churn_pkey"]
+    assert psql("SELECT 'churn_pkey'::regclass::oid") != oid  # a new index was built and swapped in
+    [index] = [i for i in data["database"]["indexes"] if i["name"] == "public.churn_pkey"]
+    assert index["bloat_percent"] is None or index["bloat_percent"] < 20, index
+
+
+def test_dropping_pre_restore_databases_needs_the_confirmation(tmp_path):
+    psql("CREATE DATABASE journal_pre_restore_20200101000000")
+    try:
+        result, _ = playbook("maintenance.yml", tmp_path / "refused", "-e", "maintenance_drop_pre_restore_days=30")
+        assert result.returncode != 0 and "maintenance_drop_pre_restore_confirm" in result.stdout
+        assert "journal_pre_restore_20200101000000" in psql("SELECT datname FROM pg_database")
+        data, _, _ = run_ok(
+            "maintenance.yml", tmp_path / "dropped",
+            "-e", "maintenance_drop_pre_restore_days=30", "-e", "maintenance_drop_pre_restore_confirm=true",
+        )  # fmt: skip
+        assert data["database"]["actions"]["dropped"] == ["journal_pre_restore_20200101000000"]
+        assert "journal_pre_restore_20200101000000" not in psql("SELECT datname FROM pg_database")
+    finally:
+        psql("DROP DATABASE IF EXISTS journal_pre_restore_20200101000000")
+
+
+def test_old_logs_are_listed_in_check_mode_and_deleted_when_asked(tmp_path):
+    logs = "/srv/journal/shared/logs"
+    APP.run(f"install -d -o journal -g journal {logs}")
+    APP.run(f"touch -d '30 days ago' {logs}/old.log {logs}/old.log.1.gz && touch {logs}/new.log")
+    try:
+        days = ("-e", "maintenance_log_cleanup_days=14")
+        data, recap, _ = run_ok("maintenance.yml", tmp_path / "check", "--check", *days)
+        assert sorted(data["host_actions"]["mm-app1"]["logs_deleted"]) == [f"{logs}/old.log", f"{logs}/old.log.1.gz"]
+        assert APP.file(f"{logs}/old.log").exists and recap["mm-app1"] == 1
+        data, recap, _ = run_ok("maintenance.yml", tmp_path / "real", *days)
+        assert recap["mm-app1"] == 1
+        assert not APP.file(f"{logs}/old.log").exists and not APP.file(f"{logs}/old.log.1.gz").exists
+        assert APP.file(f"{logs}/new.log").exists
+        _, recap, _ = run_ok("maintenance.yml", tmp_path / "again", *days)
+        assert recap["mm-app1"] == 0
+    finally:
+        APP.run(f"rm -f {logs}/old.log {logs}/old.log.1.gz {logs}/new.log")
+
+
+@pytest.fixture
+def long_query():
+    """A 300-s query by the app's own role, from mm-app1, with the app's own credentials."""
+    started = APP.run(
+        "systemd-run --unit=mm-long-query --collect --uid=journal --gid=journal "
+        "--property=EnvironmentFile=/srv/journal/shared/env --property=WorkingDirectory=/srv/journal/current "
+        "/srv/journal/current/venv/bin/python manage.py shell -c "
+        "'from django.db import connection; connection.cursor().execute(\"SELECT pg_sleep(300), \\x27hunter2\\x27\")'"
+    )
+    assert started.rc == 0, started.stderr
+    yield
+    APP.run("systemctl stop mm-long-query.service")
+
+
+def running_sleeps() -> int:
+    return int(psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(300)%'"))
+
+
+def test_a_long_query_is_reported_then_terminated_when_asked(tmp_path, long_query):
+    deadline = time.monotonic() + 30
+    while running_sleeps() == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert running_sleeps() == 1
+    time.sleep(11)  # past the 10-s warning threshold
+    data, _, _ = run_ok("maintenance.yml", tmp_path / "report")
+    [query] = [f for f in findings(data, "long query") if "pg_sleep" in f["detail"]]
+    assert query["level"] in ("warning", "critical") and query["value"] >= 10, query
+    assert "hunter2" not in json.dumps(data) and "'…'" in query["detail"]  # literals masked
+    assert running_sleeps() == 1  # reported, not terminated
+
+    data, recap, _ = run_ok(
+        "maintenance.yml", tmp_path / "terminate",
+        "-e", "maintenance_terminate_queries=true", "-e", "maintenance_terminate_after_seconds=5",
+    )  # fmt: skip
+    assert recap["mm-db1"] >= 1
+    assert [q["user"] for q in data["database"]["actions"]["terminated"]] == ["journal"]
+    assert running_sleeps() == 0
+
+
+def test_thresholds_are_overridden_and_fail_on_critical_fails_after_writing_the_report(tmp_path):
+    data, _, _ = run_ok(
+        "maintenance.yml", tmp_path / "disk", "-e", '{"maintenance_thresholds": {"disk_percent": {"warning": 1}}}'
+    )
+    assert {f["level"] for f in findings(data, "disk")} == {"warning"}, findings(data, "disk")
+
+    result, _ = playbook(
+        "maintenance.yml", tmp_path / "cert",
+        "-e", '{"maintenance_thresholds": {"certificate_days": {"critical": 14}}}',
+        "-e", "maintenance_fail_on_critical=true",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "critical finding(s)" in result.stdout and "journal-10d.pem" in result.stdout
+    data = report(tmp_path / "cert")
+    assert one(data, "certificate", "/etc/opsbook/tls/journal-10d.pem")["level"] == "critical"
+    assert data["worst"] == "critical"
+
+    result, _ = playbook(
+        "maintenance.yml", tmp_path / "bad", "-e", '{"maintenance_thresholds": {"disk_percent": {"warning": 95}}}'
+    )
+    assert (
+        result.returncode != 0 and "threshold disk_percent: warning (95) must be at most critical (90)" in result.stdout
+    )
+
+
+def test_health_checks_everything_and_finds_a_stopped_worker(tmp_path):
+    data, recap, _ = run_ok("health.yml", tmp_path / "up")
+    assert recap == {h: 0 for h in recap}, recap
+    services = {(f["host"], f["subject"]): f["level"] for f in findings(data, "service")}
+    assert services[("mm-app1", "journal-worker.service")] == "ok"
+    assert services[("mm-db1", "redis-server.service")] == "ok"
+    assert services[("mm-lb1", "nginx.service")] == "ok"
+    assert all(level == "ok" for level in services.values()), services
+    assert one(data, "app health", "http://127.0.0.1:8000/health/")["level"] == "ok"
+    assert findings(data, "health through the load balancer")[0]["level"] == "ok"
+    assert one(data, "database", "journal")["level"] == "ok"
+    assert [f["subject"] for f in findings(data, "queue depth")] == ["celery"]
+    assert findings(data, "error lines")[0]["host"] == "mm-app1"
+
+    APP.run("systemctl stop journal-worker.service")
+    try:
+        result, _ = playbook("health.yml", tmp_path / "down", "-e", "maintenance_fail_on_critical=true")
+        assert result.returncode != 0
+        data = report(tmp_path / "down", "health")
+        assert one(data, "service", "journal-worker.service")["level"] == "critical"
+    finally:
+        APP.run("systemctl start journal-worker.service")
+
+
+def test_the_maintenance_page_serves_users_503_and_lets_health_checks_through(tmp_path):
+    def page(state):
+        result, recap = playbook("maintenance.yml", tmp_path / state, "-e", f"maintenance_page={state}")
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert not list((tmp_path / state).glob("*.json"))  # a page switch does nothing else
+        return recap
+
+    try:
+        assert page("on")["mm-lb1"] == 1
+        users = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/version/").stdout
+        assert users.startswith("HTTP/1.1 503") and "Down for maintenance" in users
+        checks = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/health/").stdout
+        assert checks.startswith("HTTP/1.1 200") and '"status": "ok"' in checks
+        assert page("on")["mm-lb1"] == 0
+    finally:
+        page("off")
+    users = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/version/").stdout
+    assert users.startswith("HTTP/1.1 200")
