@@ -87,6 +87,9 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
 # set. Both groups go first so the two long sets start at once; the unit and lint tests fill in
 # around them. Without xdist the marks change nothing.
 _GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"))
+# Scenarios that run in the lab's group instead (after the lab tests, on the lab's worker), so
+# the two workers take about as long: the lab tests take about as long as three scenarios.
+_LAB_SIDE_SCENARIOS = {"blue_green"}
 
 
 # tryfirst: xdist reads the group marks in its own pytest_collection_modifyitems; they must be there by then.
@@ -97,6 +100,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         path = Path(str(item.path)).relative_to(helpers.REPO_ROOT).as_posix()
         group = next((name for prefix, name in _GROUPS if path.startswith(prefix)), None)
+        callspec = getattr(item, "callspec", None)
+        if group == "molecule" and callspec and callspec.params.get("scenario") in _LAB_SIDE_SCENARIOS:
+            group = "lab"
         if group is None:
             rest.append(item)
             continue

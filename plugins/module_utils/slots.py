@@ -101,8 +101,8 @@ def host_units(
 
     Each: unit (file name), kind (socket, web, worker, beat), slot ('' without blue-green),
     pointer (the release pointer the unit runs from: current, blue or green), worker (the
-    app_workers item, {} for web). ``group_names`` maps the roles' group names (app, worker,
-    scheduler) to the inventory's.
+    app_workers item, {} for web), and for workers and beat celery_name. ``group_names`` maps
+    the roles' group names (app, worker, scheduler) to the inventory's.
     """
     names = {"app": "app", "worker": "worker", "scheduler": "scheduler"}
     names.update(group_names or {})
@@ -128,6 +128,8 @@ def host_units(
                         "slot": slot,
                         "pointer": pointer,
                         "worker": worker,
+                        # the Celery node is <celery_name>@<host>: slots' workers differ by name
+                        "celery_name": f"{worker['name']}-{slot}" if slot else worker["name"],
                     }
                 )
         return units

@@ -47,6 +47,17 @@ def test_demo_runs_the_health_checks_and_points_to_the_report(demo_output):
 
 
 @pytest.mark.lab
+def test_demo_switches_a_blue_green_app_under_load_and_back(demo_output):
+    rc, text = demo_output
+    assert rc == 0, text[-6000:]
+    assert re.search(r"v1 deployed: lb1:8081 serves \S+-v1 from the blue slot", text), text[-3000:]
+    assert re.search(r"switched under load: lb1:8081 serves \S+-v2 from the green slot", text)
+    sent = re.search(r"requests during the switch: (\d+) sent, (\d+) failed", text)
+    assert sent and int(sent.group(1)) > 100 and int(sent.group(2)) == 0, text[-3000:]
+    assert re.search(r"switched back: lb1:8081 serves \S+-v1 from the blue slot", text)
+
+
+@pytest.mark.lab
 def test_both_app_hosts_serve_behind_lb1(demo_output):
     rc, text = demo_output
     assert rc == 0

@@ -41,6 +41,9 @@ def test_without_slots_the_classic_units_run_from_current():
         "journal-worker.service",
     ]
     assert {u["pointer"] for u in app_units("app1", "journal", WORKERS, GROUPS)} == {"current"}
+    assert [u["celery_name"] for u in app_units("app1", "journal", WORKERS, GROUPS) if u["kind"] == "worker"] == [
+        "worker"
+    ]
     assert app_units("db1", "journal", WORKERS, GROUPS) == []
 
 
@@ -57,6 +60,7 @@ def test_two_ports_every_app_host_gets_both_slots_and_beat_once_per_slot_on_the_
         "journal-green-beat.service",
     ]
     assert {(u["slot"], u["pointer"]) for u in app1} == {("blue", "blue"), ("green", "green")}
+    assert [u["celery_name"] for u in app1 if u["kind"] == "worker"] == ["worker-blue", "worker-green"]
     assert "beat" not in " ".join(names(app_units("app2", "journal", WORKERS, GROUPS, PORTS)))
 
 
@@ -145,3 +149,18 @@ def test_other_slot():
     assert other_slot("green") == "blue"
     with pytest.raises(SlotError):
         other_slot("")
+
+
+def test_nginx_upstream_lists_only_the_active_slot():
+    from ansible_collections.opsbook.webstack.plugins.filter.nginx_upstream import nginx_upstream
+
+    text = nginx_upstream(app_backends(PORTS, GROUPS, "app", 8000, "green"), "journal")
+    assert "upstream journal_app {" in text
+    assert "# Slot: green" in text
+    servers = [line.strip() for line in text.splitlines() if line.strip().startswith("server ")]
+    assert servers == [
+        "server app1:8002 max_fails=3 fail_timeout=5s;",
+        "server app2:8002 max_fails=3 fail_timeout=5s;",
+    ]
+    classic = nginx_upstream(app_backends({}, GROUPS, "app", 8000), "journal")
+    assert "server app1:8000 " in classic and "server app2:8000 " in classic

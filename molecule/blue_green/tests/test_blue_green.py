@@ -1,0 +1,252 @@
+"""blue_green, checked after converge (provision, v1 on blue) and idempotence.
+
+The tests run in file order against bg-lb1 (nginx), bg-lb2 (HAProxy), bg-app1 (both slots,
+workers, beat), bg-app2 (both slots, workers) and bg-db1. Every switch runs under constant
+load through both load balancers; the counts are printed (pytest -s, or the Molecule log).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = SCENARIO_DIR.parents[1]
+sys.path.insert(0, str(PROJECT_DIR / "tests" / "lab"))
+
+from loadgen import LoadGenerator  # noqa: E402
+
+ENV = {
+    **os.environ,
+    "ANSIBLE_COLLECTIONS_PATH": f"{PROJECT_DIR}/playbooks/collections",
+    "ANSIBLE_ROLES_PATH": f"{PROJECT_DIR}/roles",
+    "ANSIBLE_FORCE_COLOR": "0",
+    "ANSIBLE_NOCOLOR": "1",
+    "ANSIBLE_SHOW_CUSTOM_STATS": "1",
+}
+LBS = ["bg-lb1", "bg-lb2"]
+APPS = ["bg-app1", "bg-app2"]
+
+
+def host(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+HOSTS = {name: host(name) for name in [*LBS, *APPS, "bg-db1"]}
+
+
+def playbook(name: str, *extra: str, inventory: str = INVENTORY) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+    result = subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(PROJECT_DIR / "playbooks" / name), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=1200,
+    )  # fmt: skip
+    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
+    return result, recap
+
+
+def address(name: str) -> str:
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.split()[0]
+
+
+def under_load(
+    name: str, *extra: str, port: int = 80, lbs: tuple[str, ...] = tuple(LBS), inventory: str = INVENTORY
+) -> tuple[subprocess.CompletedProcess, dict[str, int], dict]:
+    """Run a playbook while each load balancer gets 100 requests/s; the counts per LB."""
+    loads = {lb: LoadGenerator(f"http://{address(lb)}:{port}/version/", threads=4, rate=100).start() for lb in lbs}
+    try:
+        result, recap = playbook(name, *extra, inventory=inventory)
+    finally:
+        counts = {lb: load.stop() for lb, load in loads.items()}
+    print(f"\n{name} {' '.join(extra)}: load through the load balancers: {json.dumps(counts)}")
+    return result, recap, counts
+
+
+def served(lb: str, port: int = 80, n: int = 6) -> set[str]:
+    versions = set()
+    for _ in range(n):
+        out = HOSTS[lb].run(f"curl -s --max-time 5 http://127.0.0.1:{port}/version/")
+        versions.add(json.loads(out.stdout or "{}").get("version", "?"))
+    return versions
+
+
+def pointer(app: str, slot: str, root: str = "/srv/journal") -> str:
+    return HOSTS[app].run(f"readlink {root}/{slot}").stdout.strip().removeprefix("releases/")
+
+
+def active_units(app: str, *units: str) -> list[str]:
+    return [u for u in units if HOSTS[app].run(f"systemctl is-active {u}").stdout.strip() == "active"]
+
+
+def state(lb: str, app: str = "journal") -> str:
+    return HOSTS[lb].run(f"cat /etc/opsbook/{app}-active-slot").stdout.strip()
+
+
+def fact(name: str, app: str = "journal") -> dict:
+    return json.loads(HOSTS[name].run("cat /etc/ansible/facts.d/opsbook_blue_green.fact").stdout)[app]
+
+
+def assert_active(slot: str, release_ref: str) -> None:
+    other = "green" if slot == "blue" else "blue"
+    for lb in LBS:
+        assert state(lb) == slot, lb
+        assert fact(lb)["active"] == slot
+        [version] = served(lb)
+        assert version.endswith(f"-{release_ref}") and version == pointer("bg-app1", slot), (lb, version)
+    for app in APPS:
+        assert active_units(app, f"journal-{slot}.service", f"journal-{slot}-worker.service") == [
+            f"journal-{slot}.service",
+            f"journal-{slot}-worker.service",
+        ], app
+        assert active_units(app, f"journal-{other}-worker.service", f"journal-{other}-beat.service") == [], app
+    # exactly one beat, the active slot's, on the scheduler
+    beats = [(a, u) for a in APPS for u in active_units(a, "journal-blue-beat.service", "journal-green-beat.service")]
+    assert beats == [("bg-app1", f"journal-{slot}-beat.service")]
+
+
+def no_failures(counts: dict) -> None:
+    for lb, c in counts.items():
+        assert c["failed"] == 0 and c["sent"] > 100, (lb, c)
+
+
+def test_converge_put_v1_on_blue_behind_both_load_balancers():
+    assert_active("blue", "v1")
+    assert pointer("bg-app1", "green") == ""
+    # nginx lists only the active slot; HAProxy both, the idle one disabled
+    upstream = HOSTS["bg-lb1"].file("/etc/nginx/opsbook/journal-upstream.conf").content_string
+    assert re.findall(r"server (\S+) ", upstream) == ["bg-app1:8001", "bg-app2:8001"]
+    cfg = HOSTS["bg-lb2"].file("/etc/haproxy/haproxy.cfg").content_string
+    assert re.findall(r"server (bg-app\d-\w+) \S+ .*?( disabled)?$", cfg, re.MULTILINE) == [
+        ("bg-app1-blue", ""),
+        ("bg-app2-blue", ""),
+        ("bg-app1-green", " disabled"),
+        ("bg-app2-green", " disabled"),
+    ]
+
+
+def test_v2_goes_to_green_and_the_switch_drops_no_request():
+    result, _, counts = under_load("blue_green.yml", "-e", "deploy_ref=v2")
+    assert result.returncode == 0, result.stdout[-6000:]
+    no_failures(counts)
+    for lb, c in counts.items():  # the switch happened while the load ran: both releases answered
+        assert sorted(v.rsplit("-", 1)[-1] for v in c["versions"]) == ["v1", "v2"], (lb, c)
+    assert_active("green", "v2")
+    # the old slot keeps serving its release directly, for an instant switch-back
+    assert pointer("bg-app2", "blue").endswith("-v1")
+    assert active_units("bg-app2", "journal-blue.service") == ["journal-blue.service"]
+    sql = "SELECT count(*) FROM django_migrations WHERE name = '0002_article_summary'"
+    migrated = HOSTS["bg-db1"].run("runuser -u postgres -- psql -d journal -tAc %s", sql)
+    assert migrated.stdout.strip() == "1"
+    assert "blue_green_active" in result.stdout and '"green"' in result.stdout  # set_stats
+
+
+def test_switch_back_to_blue_under_load_drops_no_request():
+    result, _, counts = under_load("blue_green_switch.yml")
+    assert result.returncode == 0, result.stdout[-6000:]
+    no_failures(counts)
+    assert_active("blue", "v1")
+
+
+def test_switching_to_the_active_slot_changes_nothing():
+    result, recap = playbook("blue_green_switch.yml", "-e", "blue_green_slot=blue")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert recap and all(c == 0 for c in recap.values()), recap
+
+
+def test_v3_fails_its_health_gate_and_the_active_slot_keeps_serving():
+    green_before = pointer("bg-app1", "green")
+    result, _, counts = under_load("blue_green.yml", "-e", "deploy_ref=v3", "-e", "deploy_health_timeout=20")
+    assert result.returncode == 2, result.stdout[-6000:]
+    assert re.search(r"failed after the switch at step 'DEPLOY \| Health gate passed'", result.stdout)
+    no_failures(counts)
+    for lb, c in counts.items():
+        assert [v.rsplit("-", 1)[-1] for v in c["versions"]] == ["v1"], (lb, c)
+    assert_active("blue", "v1")
+    # green went back to the release it had, and still serves it for a switch-back
+    assert pointer("bg-app1", "green") == green_before
+    assert pointer("bg-app2", "green") == green_before
+
+
+def test_retire_waits_for_the_soak_then_a_switch_to_the_stopped_slot_is_refused():
+    result, _ = playbook("blue_green_retire.yml")
+    assert result.returncode == 2 and "blue_green_soak_seconds (900)" in result.stdout, result.stdout[-4000:]
+    assert active_units("bg-app1", "journal-green.service") == ["journal-green.service"]
+
+    result, _ = playbook("blue_green_retire.yml", "-e", "blue_green_soak_seconds=0")
+    assert result.returncode == 0, result.stdout[-4000:]
+    for app in APPS:
+        assert active_units(app, "journal-green.service", "journal-green.socket") == []
+
+    result, recap = playbook("blue_green_switch.yml")
+    assert result.returncode == 2
+    assert "Refusing to switch to green: on bg-app" in result.stdout, result.stdout[-4000:]
+    assert "web unit is inactive" in result.stdout
+    assert all(c == 0 for c in recap.values()), recap
+    assert_active("blue", "v1")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{"app_slots": {"blue": {"group": "app", "port": 8001}}}',
+         "app_slots must have exactly the keys blue and green"),
+        ('{"app_slots": {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8001}}}',
+         "slots on the same hosts need different ports"),
+    ],
+)  # fmt: skip
+def test_bad_slots_are_refused_before_anything_changes(extra, message):
+    result, recap = playbook("blue_green.yml", "-e", extra, "-e", "deploy_ref=v2")
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert message in result.stdout
+    assert all(c == 0 for c in recap.values()), recap
+
+
+def test_an_in_place_deploy_is_refused_when_the_app_has_slots():
+    result, recap = playbook("deploy.yml", "-e", "deploy_ref=v2")
+    assert result.returncode == 2
+    assert "deploy with playbooks/blue_green.yml" in result.stdout, result.stdout[-3000:]
+    assert all(c == 0 for c in recap.values()), recap
+
+
+def test_the_host_group_topology_switches_between_hosts():
+    """A second app (journal2) on the same containers, one slot per host: blue bg-app1, green bg-app2."""
+    inventory = str(SCENARIO_DIR / "groups" / "hosts.yml")
+    for name, extra in [("provision.yml", ()), ("blue_green.yml", ("-e", "deploy_ref=v1"))]:
+        result, _ = playbook(name, *extra, inventory=inventory)
+        assert result.returncode == 0, result.stdout[-6000:]
+    assert HOSTS["bg-app2"].run("test -e /etc/systemd/system/journal2-blue.service").rc == 1
+    assert HOSTS["bg-app1"].run("test -e /etc/systemd/system/journal2-green.service").rc == 1
+    [v1] = served("bg-lb1", port=8080)
+    assert v1.endswith("-v1") and v1 == pointer("bg-app1", "blue", "/srv/journal2")
+
+    result, _, counts = under_load(
+        "blue_green.yml", "-e", "deploy_ref=v2", port=8080, lbs=("bg-lb1",), inventory=inventory
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    no_failures(counts)
+    [v2] = served("bg-lb1", port=8080)
+    assert v2.endswith("-v2") and v2 == pointer("bg-app2", "green", "/srv/journal2")
+    assert state("bg-lb1", "journal2") == "green" and fact("bg-lb1", "journal2")["active"] == "green"
+    # workers and the one beat moved hosts with the slot
+    assert active_units("bg-app2", "journal2-green-worker.service", "journal2-green-beat.service") == [
+        "journal2-green-worker.service",
+        "journal2-green-beat.service",
+    ]
+    assert active_units("bg-app1", "journal2-blue-worker.service", "journal2-blue-beat.service") == []
+    assert active_units("bg-app1", "journal2-blue.service") == ["journal2-blue.service"]
+
+    result, _, counts = under_load("blue_green_switch.yml", port=8080, lbs=("bg-lb1",), inventory=inventory)
+    assert result.returncode == 0, result.stdout[-6000:]
+    no_failures(counts)
+    assert served("bg-lb1", port=8080) == {v1}
+    # the scenario's own app was not touched
+    assert_active("blue", "v1")
