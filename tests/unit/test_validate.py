@@ -108,7 +108,7 @@ def vault_from_example(inventory: Path) -> None:
 
 
 def make_unreachable(inventory: Path) -> None:
-    """Host variables beat group_vars (the lab's docker_api connection), so every host gets them."""
+    """Host variables beat group_vars (the lab's docker connection), so every host gets them."""
     for host in hosts_of(inventory):
         merge_host_vars(inventory, host, UNREACHABLE)
 
