@@ -220,9 +220,17 @@ def test_an_in_place_deploy_is_refused_when_the_app_has_slots():
 def test_the_host_group_topology_switches_between_hosts():
     """A second app (journal2) on the same containers, one slot per host: blue bg-app1, green bg-app2."""
     inventory = str(SCENARIO_DIR / "groups" / "hosts.yml")
-    for name, extra in [("provision.yml", ()), ("blue_green.yml", ("-e", "deploy_ref=v1"))]:
-        result, _ = playbook(name, *extra, inventory=inventory)
-        assert result.returncode == 0, result.stdout[-6000:]
+    result, _ = playbook("provision.yml", inventory=inventory)
+    assert result.returncode == 0, result.stdout[-6000:]
+    # A first deploy that fails its gate leaves the slot serving nothing, and the lock free.
+    result, _ = playbook("blue_green.yml", "-e", "deploy_ref=v3", "-e", "deploy_health_timeout=20", inventory=inventory)
+    assert result.returncode == 2, result.stdout[-6000:]
+    assert "failed after the switch at step 'DEPLOY | Health gate passed'" in result.stdout
+    assert pointer("bg-app1", "blue", "/srv/journal2") == ""
+    assert active_units("bg-app1", "journal2-blue.service", "journal2-blue-worker.service") == []
+    assert HOSTS["bg-app1"].run("test -e /var/lib/opsbook/journal2-deploy.lock").rc == 1
+    result, _ = playbook("blue_green.yml", "-e", "deploy_ref=v1", inventory=inventory)
+    assert result.returncode == 0, result.stdout[-6000:]
     assert HOSTS["bg-app2"].run("test -e /etc/systemd/system/journal2-blue.service").rc == 1
     assert HOSTS["bg-app1"].run("test -e /etc/systemd/system/journal2-green.service").rc == 1
     [v1] = served("bg-lb1", port=8080)
