@@ -88,8 +88,9 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
 # around them. Without xdist the marks change nothing.
 _GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"))
 # Scenarios that run in the lab's group instead (after the lab tests, on the lab's worker), so
-# the two workers take about as long: the lab tests take about as long as three scenarios.
-_LAB_SIDE_SCENARIOS = {"blue_green"}
+# both workers take about as long: the lab tests (about 43 min with the demo) plus maintenance
+# (9), against provision, deploy, backup_restore and blue_green (about 47).
+_LAB_SIDE_SCENARIOS = {"maintenance"}
 
 
 # tryfirst: xdist reads the group marks in its own pytest_collection_modifyitems; they must be there by then.
