@@ -45,6 +45,8 @@ class LoadGenerator:
         self.errors: collections.Counter = collections.Counter()
         self.versions: collections.Counter = collections.Counter()
         self.limit: int | None = None
+        # With record_timeline(): (wall-clock time, version) of every answered request.
+        self.timeline: list[tuple[float, str]] | None = None
         self._workers: list[threading.Thread] = []
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -77,9 +79,12 @@ class LoadGenerator:
             if outcome == "ok":
                 self.counts["ok"] += 1
                 try:
-                    self.versions[json.loads(body or b"{}").get("version", "?")] += 1
+                    version = json.loads(body or b"{}").get("version", "?")
                 except ValueError:
-                    self.versions["?"] += 1
+                    version = "?"
+                self.versions[version] += 1
+                if self.timeline is not None:
+                    self.timeline.append((time.time(), version))
             else:
                 self.counts["failed"] += 1
                 self.errors[outcome] += 1
@@ -108,6 +113,11 @@ class LoadGenerator:
                 conn = self._connection()
             self._record(outcome, body)
         conn.close()
+
+    def record_timeline(self) -> LoadGenerator:
+        """Keep the time and version of every answer (benchmarks: when did the new release take over)."""
+        self.timeline = []
+        return self
 
     def start(self, limit: int | None = None) -> LoadGenerator:
         self.limit = limit

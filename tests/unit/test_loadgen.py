@@ -68,6 +68,18 @@ def test_counts_ok_requests_and_the_versions_served(server):
     assert counts["versions"] == {"v9": counts["ok"]}
 
 
+def test_the_timeline_holds_every_answer_in_time_order(server):
+    _, url = server("ok")
+    load = LoadGenerator(url, threads=1).record_timeline()
+    before = time.time()
+    counts = load.start(limit=20).wait()
+    assert len(load.timeline) == counts["ok"] >= 20
+    assert [v for _, v in load.timeline] == ["v9"] * counts["ok"]
+    times = [t for t, _ in load.timeline]
+    assert times == sorted(times) and before <= times[0] <= times[-1] <= time.time()
+    assert LoadGenerator(url).timeline is None  # off unless asked
+
+
 def test_a_5xx_is_a_failed_request(server):
     _, url = server("error")
     counts = LoadGenerator(url, threads=1).start(limit=5).wait()
