@@ -86,7 +86,9 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
 # group, so it stays on one worker in collection order while the other worker runs the other
 # set. Both groups go first so the two long sets start at once; the unit and lint tests fill in
 # around them. Without xdist the marks change nothing.
-_GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"))
+# test_sample_app.py walks one database through v1, v2 and back in file order (one module
+# fixture), so it is a group too: split across workers, a test saw another's seed.
+_GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"), ("tests/unit/test_sample_app.py", "sample_app"))
 # Scenarios that run in the lab's group instead (after the lab tests, on the lab's worker), so
 # both workers take about as long: the lab tests (about 43 min with the demo) plus maintenance
 # (9), against provision, deploy, backup_restore and blue_green (about 47).
