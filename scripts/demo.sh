@@ -104,7 +104,7 @@ bg_run playbooks/provision.yml
 bg_run playbooks/blue_green.yml -e deploy_ref=v1
 echo "   v1 deployed: lb1:8081 serves $(bg_serves) from the $(bg_active) slot"
 lb_ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "${lab}-lb1" | awk '{print $1}')"
-python3 tests/lab/loadgen.py --url "http://${lb_ip}:8081/version/" --seconds 100000 --rate 100 >"${OPSBOOK_CACHE}/demo-bg-load.json" &
+python3 tests/lab/loadgen.py --url "http://${lb_ip}:8081/version/" --seconds 100000 --rate 50 >"${OPSBOOK_CACHE}/demo-bg-load.json" &
 load=$!
 bg_run playbooks/blue_green.yml -e deploy_ref=v2
 kill -TERM "${load}"; wait "${load}" || true

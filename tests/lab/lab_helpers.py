@@ -30,18 +30,6 @@ def ansible_playbook(playbook: str, *extra: str) -> tuple[subprocess.CompletedPr
     return result, recap
 
 
-def ansible_adhoc(host: str, module: str, args: str, become_user: str = "postgres") -> subprocess.CompletedProcess:
-    """One module on one lab host, as `ansible HOST -m MODULE -a ARGS` (become to become_user)."""
-    return subprocess.run(
-        [BIN / "ansible", "-i", "inventories/lab", host, "-b", "--become-user", become_user, "-m", module, "-a", args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-        timeout=300,
-    )
-
-
 def lab_exec(host: str, *argv: str, user: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run argv in the lab container of `host` (no shell)."""
     cmd = ["docker", "exec"] + (["--user", user] if user else []) + [f"{LAB}-{host}", *argv]

@@ -5,48 +5,18 @@ before the swap, then a real restore.
 """
 
 import json
-import os
 import re
-import subprocess
+import sys
 from pathlib import Path
 
-import testinfra
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-SCENARIO_DIR = Path(__file__).resolve().parents[1]
-PROJECT_DIR = SCENARIO_DIR.parents[1]
+from molecule_scenario import INVENTORY, host, playbook, run  # noqa: E402
+
 BACKUP_DIR = "/var/backups/opsbook/journal"
-
-
-def host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
 DB = host("mb-db1")
 LB = host("mb-lb1")
-
-
-ENV = {
-    **os.environ,
-    "ANSIBLE_COLLECTIONS_PATH": f"{PROJECT_DIR}/playbooks/collections",
-    "ANSIBLE_ROLES_PATH": f"{PROJECT_DIR}/roles",
-    "ANSIBLE_FORCE_COLOR": "0",
-    "ANSIBLE_NOCOLOR": "1",
-    "ANSIBLE_SHOW_CUSTOM_STATS": "1",
-}
-
-
-def run(*argv: str) -> subprocess.CompletedProcess:
-    """argv with stderr folded into stdout (under Molecule, Ansible writes failures to stderr)."""
-    return subprocess.run(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=900
-    )
-
-
-def playbook(name: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
-    result = run("ansible-playbook", "-i", INVENTORY, str(PROJECT_DIR / "playbooks" / name), *extra)
-    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
-    return result, recap
 
 
 def psql(sql: str, db: str = "journal") -> str:

@@ -5,32 +5,19 @@ The tests run in file order against mm-lb1 (nginx), mm-app1 (app, workers, beat)
 """
 
 import json
-import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-import testinfra
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-SCENARIO_DIR = Path(__file__).resolve().parents[1]
-PROJECT_DIR = SCENARIO_DIR.parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
 
-ENV = {
-    **os.environ,
-    "ANSIBLE_COLLECTIONS_PATH": f"{PROJECT_DIR}/playbooks/collections",
-    "ANSIBLE_ROLES_PATH": f"{PROJECT_DIR}/roles",
-    "ANSIBLE_FORCE_COLOR": "0",
-    "ANSIBLE_NOCOLOR": "1",
-    "ANSIBLE_SHOW_CUSTOM_STATS": "1",
-}
-
-
-def host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
+import molecule_scenario  # noqa: E402
+from molecule_scenario import host  # noqa: E402
 
 LB = host("mm-lb1")
 APP = host("mm-app1")
@@ -38,13 +25,8 @@ DB = host("mm-db1")
 
 
 def playbook(name: str, report_dir: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
-    result = subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, str(PROJECT_DIR / "playbooks" / name),
-         "-e", f"maintenance_report_dir={report_dir}", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=900,
-    )  # fmt: skip
-    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
-    return result, recap
+    """The playbook with its reports written to report_dir."""
+    return molecule_scenario.playbook(name, "-e", f"maintenance_report_dir={report_dir}", *extra, timeout=900)
 
 
 def report(report_dir: Path, kind: str = "maintenance") -> dict:
