@@ -6,68 +6,29 @@ load through both load balancers; the counts are printed (pytest -s, or the Mole
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import testinfra
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-SCENARIO_DIR = Path(__file__).resolve().parents[1]
-PROJECT_DIR = SCENARIO_DIR.parents[1]
-sys.path.insert(0, str(PROJECT_DIR / "tests" / "lab"))
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
 
-from loadgen import LoadGenerator  # noqa: E402
+from molecule_scenario import INVENTORY, SCENARIO_DIR, host, no_failed_request, playbook, popen_playbook  # noqa: E402
+from molecule_scenario import under_load as load_through  # noqa: E402
 
-ENV = {
-    **os.environ,
-    "ANSIBLE_COLLECTIONS_PATH": f"{PROJECT_DIR}/playbooks/collections",
-    "ANSIBLE_ROLES_PATH": f"{PROJECT_DIR}/roles",
-    "ANSIBLE_FORCE_COLOR": "0",
-    "ANSIBLE_NOCOLOR": "1",
-    "ANSIBLE_SHOW_CUSTOM_STATS": "1",
-}
 LBS = ["bg-lb1", "bg-lb2"]
 APPS = ["bg-app1", "bg-app2"]
-
-
-def host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
 HOSTS = {name: host(name) for name in [*LBS, *APPS, "bg-db1"]}
-
-
-def playbook(name: str, *extra: str, inventory: str = INVENTORY) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
-    result = subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(PROJECT_DIR / "playbooks" / name), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=SCENARIO_DIR, timeout=1200,
-    )  # fmt: skip
-    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}
-    return result, recap
-
-
-def address(name: str) -> str:
-    out = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.split()[0]
 
 
 def under_load(
     name: str, *extra: str, port: int = 80, lbs: tuple[str, ...] = tuple(LBS), inventory: str = INVENTORY
-) -> tuple[subprocess.CompletedProcess, dict[str, int], dict]:
-    """Run a playbook while each load balancer gets 100 requests/s; the counts per LB."""
-    loads = {lb: LoadGenerator(f"http://{address(lb)}:{port}/version/", threads=4, rate=100).start() for lb in lbs}
-    try:
-        result, recap = playbook(name, *extra, inventory=inventory)
-    finally:
-        counts = {lb: load.stop() for lb, load in loads.items()}
-    print(f"\n{name} {' '.join(extra)}: load through the load balancers: {json.dumps(counts)}")
+) -> tuple:
+    """Run a playbook under constant load through each load balancer; result, recap, counts per LB."""
+    (result, recap), counts = load_through(lbs, lambda: playbook(name, *extra, inventory=inventory), port=port)
     return result, recap, counts
 
 
@@ -113,11 +74,6 @@ def assert_active(slot: str, release_ref: str) -> None:
     assert beats == [("bg-app1", f"journal-{slot}-beat.service")]
 
 
-def no_failures(counts: dict) -> None:
-    for lb, c in counts.items():
-        assert c["failed"] == 0 and c["sent"] > 100, (lb, c)
-
-
 def test_converge_put_v1_on_blue_behind_both_load_balancers():
     assert_active("blue", "v1")
     assert pointer("bg-app1", "green") == ""
@@ -136,7 +92,7 @@ def test_converge_put_v1_on_blue_behind_both_load_balancers():
 def test_v2_goes_to_green_and_the_switch_drops_no_request():
     result, _, counts = under_load("blue_green.yml", "-e", "deploy_ref=v2")
     assert result.returncode == 0, result.stdout[-6000:]
-    no_failures(counts)
+    no_failed_request(counts)
     for lb, c in counts.items():  # the switch happened while the load ran: both releases answered
         assert sorted(v.rsplit("-", 1)[-1] for v in c["versions"]) == ["v1", "v2"], (lb, c)
     assert_active("green", "v2")
@@ -149,11 +105,47 @@ def test_v2_goes_to_green_and_the_switch_drops_no_request():
     assert "blue_green_active" in result.stdout and '"green"' in result.stdout  # set_stats
 
 
+def stats(stdout: str) -> dict:
+    """The set_stats block that ANSIBLE_SHOW_CUSTOM_STATS prints."""
+    return json.loads(stdout.split("RUN:", 1)[1].strip().splitlines()[0])
+
+
+def send_slow_task_when(marker: str, seconds: int, name: str, *extra: str) -> subprocess.CompletedProcess:
+    """Run a playbook; when its output reaches marker, queue slow_task(seconds) through green's code."""
+    proc = popen_playbook(name, *extra)
+    lines, sent = [], False
+    for line in proc.stdout:
+        lines.append(line)
+        if marker in line and not sent:
+            sent = True
+            out = HOSTS["bg-app1"].run(
+                "systemd-run --pipe --wait --collect --quiet --uid=journal --gid=journal"
+                " --property=EnvironmentFile=/srv/journal/shared/env --property=WorkingDirectory=/srv/journal/green"
+                " /srv/journal/green/venv/bin/celery -A journal call articles.tasks.slow_task --args %s",
+                json.dumps([seconds]),
+            )
+            assert out.rc == 0, out.stderr
+            lines.append(f"[test] queued slow_task({seconds}): {out.stdout.strip()}\n")
+    proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines))
+
+
 def test_switch_back_to_blue_under_load_drops_no_request():
-    result, _, counts = under_load("blue_green_switch.yml")
+    # Green's workers are the only consumers until the switch play moves the workers: a task
+    # queued when that play starts runs on them through the drain (2 s here) and is reported.
+    (result, counts) = load_through(
+        tuple(LBS),
+        lambda: send_slow_task_when(
+            "PLAY [Switch the load balancers]", 60, "blue_green_switch.yml", "-e", "blue_green_worker_drain_timeout=2"
+        ),
+    )
     assert result.returncode == 0, result.stdout[-6000:]
-    no_failures(counts)
+    no_failed_request(counts)
     assert_active("blue", "v1")
+    still = stats(result.stdout)["blue_green_still_running"]
+    tasks = [t for per_host in still.values() for per_worker in per_host for ts in per_worker.values() for t in ts]
+    assert [(t["name"], t["args"]) for t in tasks] == [("articles.tasks.slow_task", [60])], still
+    assert "WARNING: the old slot's workers on" in result.stdout
 
 
 def test_switching_to_the_active_slot_changes_nothing():
@@ -167,7 +159,7 @@ def test_v3_fails_its_health_gate_and_the_active_slot_keeps_serving():
     result, _, counts = under_load("blue_green.yml", "-e", "deploy_ref=v3", "-e", "deploy_health_timeout=20")
     assert result.returncode == 2, result.stdout[-6000:]
     assert re.search(r"failed after the switch at step 'DEPLOY \| Health gate passed'", result.stdout)
-    no_failures(counts)
+    no_failed_request(counts)
     for lb, c in counts.items():
         assert [v.rsplit("-", 1)[-1] for v in c["versions"]] == ["v1"], (lb, c)
     assert_active("blue", "v1")
@@ -210,11 +202,20 @@ def test_bad_slots_are_refused_before_anything_changes(extra, message):
     assert all(c == 0 for c in recap.values()), recap
 
 
-def test_an_in_place_deploy_is_refused_when_the_app_has_slots():
-    result, recap = playbook("deploy.yml", "-e", "deploy_ref=v2")
+@pytest.mark.parametrize(
+    ("name", "extra", "message"),
+    [
+        ("deploy.yml", ["-e", "deploy_ref=v2"], "deploy with playbooks/blue_green.yml"),
+        ("restore.yml", ["-e", "restore_confirm=true"], "restore.yml does not restore an app with blue-green slots"),
+        ("health.yml", [], "health.yml does not check an app with blue-green slots"),
+    ],
+)  # fmt: skip
+def test_in_place_playbooks_refuse_an_app_with_slots(name, extra, message):
+    result, recap = playbook(name, *extra)
     assert result.returncode == 2
-    assert "deploy with playbooks/blue_green.yml" in result.stdout, result.stdout[-3000:]
+    assert message in result.stdout, result.stdout[-3000:]
     assert all(c == 0 for c in recap.values()), recap
+    assert_active("blue", "v1")
 
 
 def test_the_host_group_topology_switches_between_hosts():
@@ -240,7 +241,7 @@ def test_the_host_group_topology_switches_between_hosts():
         "blue_green.yml", "-e", "deploy_ref=v2", port=8080, lbs=("bg-lb1",), inventory=inventory
     )
     assert result.returncode == 0, result.stdout[-6000:]
-    no_failures(counts)
+    no_failed_request(counts)
     [v2] = served("bg-lb1", port=8080)
     assert v2.endswith("-v2") and v2 == pointer("bg-app2", "green", "/srv/journal2")
     assert state("bg-lb1", "journal2") == "green" and fact("bg-lb1", "journal2")["active"] == "green"
@@ -254,7 +255,7 @@ def test_the_host_group_topology_switches_between_hosts():
 
     result, _, counts = under_load("blue_green_switch.yml", port=8080, lbs=("bg-lb1",), inventory=inventory)
     assert result.returncode == 0, result.stdout[-6000:]
-    no_failures(counts)
+    no_failed_request(counts)
     assert served("bg-lb1", port=8080) == {v1}
     # the scenario's own app was not touched
     assert_active("blue", "v1")
