@@ -2,7 +2,8 @@
 # Build the lab images on a machine of this kind, from nothing:
 #   1. a Docker engine (installed and started when absent),
 #   2. a Debian 12 base image: pulled where a registry answers, else debootstrap + import,
-#   3. the systemd image (images/systemd) with python3, sudo, iproute2, procps and the host CA bundle.
+#   3. the systemd image (images/systemd) with python3, sudo, iproute2, procps and the host CA bundle,
+#   4. the stack image (images/stack): that plus every package provision installs, disabled.
 # Each image carries a content hash in a label; when nothing changed the build is skipped.
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -68,7 +69,25 @@ build_systemd() {
   rm -rf "${ctx}"
 }
 
+build_stack() {
+  local ctx want have base_id
+  base_id="$(docker image inspect -f '{{.Id}}' "${OPSBOOK_SYSTEMD_IMAGE}")"
+  want="$( { echo "${base_id}"; cat "${OPSBOOK_ROOT}/images/stack/Dockerfile"; } | sha256sum | cut -c1-16)"
+  have="$(image_label "${OPSBOOK_STACK_IMAGE}")"
+  if [ "${have}" = "${want}" ]; then
+    log "stack image ${OPSBOOK_STACK_IMAGE} is up to date"
+    return 0
+  fi
+  log "building ${OPSBOOK_STACK_IMAGE} (the provisioned packages, disabled)"
+  ctx="$(mktemp -d)"
+  cp "${OPSBOOK_ROOT}/images/stack/Dockerfile" "${ctx}/"
+  docker build -q --build-arg "BASE_IMAGE=${OPSBOOK_SYSTEMD_IMAGE}" --label "${HASH_LABEL}=${want}" \
+    -t "${OPSBOOK_STACK_IMAGE}" "${ctx}" >/dev/null
+  rm -rf "${ctx}"
+}
+
 "$(dirname "$0")/docker-engine.sh" start
 build_base
 build_systemd
-log "images ready: ${OPSBOOK_BASE_IMAGE}, ${OPSBOOK_SYSTEMD_IMAGE}"
+build_stack
+log "images ready: ${OPSBOOK_BASE_IMAGE}, ${OPSBOOK_SYSTEMD_IMAGE}, ${OPSBOOK_STACK_IMAGE}"

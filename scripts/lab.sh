@@ -52,7 +52,7 @@ up() {
     docker run -d --name "${name}" --hostname "${h}" --network "${network}" --network-alias "${h}" \
       --label "org.opsbook.lab=${lab}" "${systemd_flags[@]}" \
       -v "${cache}:/var/cache/apt/archives" "${extra[@]}" \
-      "${OPSBOOK_SYSTEMD_IMAGE}" >/dev/null
+      "${OPSBOOK_STACK_IMAGE}" >/dev/null
   done
   for h in "${hosts[@]}"; do wait_booted "${lab}-${h}"; done
   log "lab ${lab} is up: ${hosts[*]} (lb1 on http://127.0.0.1:${http_port}/)"
