@@ -89,6 +89,31 @@ def test_converge_put_v1_on_blue_behind_both_load_balancers():
     ]
 
 
+def releases(app: str) -> list[str]:
+    return sorted(HOSTS[app].run("ls /srv/journal/releases").stdout.split())
+
+
+def snapshot() -> dict:
+    """What a blue-green run changes: releases, slot pointers, each LB's state and configuration."""
+    return {
+        "releases": {app: releases(app) for app in APPS},
+        "pointers": {(app, slot): pointer(app, slot) for app in APPS for slot in ("blue", "green")},
+        "lbs": {lb: (state(lb), fact(lb)) for lb in LBS},
+        "upstream": HOSTS["bg-lb1"].file("/etc/nginx/opsbook/journal-upstream.conf").content_string,
+        "haproxy": HOSTS["bg-lb2"].file("/etc/haproxy/haproxy.cfg").content_string,
+    }
+
+
+def test_check_mode_says_what_it_would_do_and_changes_nothing():
+    before = snapshot()
+    result, _ = playbook("blue_green.yml", "-e", "deploy_ref=v2", "--check")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "would install release" in result.stdout, result.stdout[-6000:]
+    assert snapshot() == before
+    assert HOSTS["bg-app1"].run("test -e /var/lib/opsbook/journal-deploy.lock").rc == 1
+    assert_active("blue", "v1")
+
+
 def test_v2_goes_to_green_and_the_switch_drops_no_request():
     result, _, counts = under_load("blue_green.yml", "-e", "deploy_ref=v2")
     assert result.returncode == 0, result.stdout[-6000:]
@@ -207,7 +232,6 @@ def test_bad_slots_are_refused_before_anything_changes(extra, message):
     [
         ("deploy.yml", ["-e", "deploy_ref=v2"], "deploy with playbooks/blue_green.yml"),
         ("restore.yml", ["-e", "restore_confirm=true"], "restore.yml does not restore an app with blue-green slots"),
-        ("health.yml", [], "health.yml does not check an app with blue-green slots"),
     ],
 )  # fmt: skip
 def test_in_place_playbooks_refuse_an_app_with_slots(name, extra, message):
@@ -216,6 +240,30 @@ def test_in_place_playbooks_refuse_an_app_with_slots(name, extra, message):
     assert message in result.stdout, result.stdout[-3000:]
     assert all(c == 0 for c in recap.values()), recap
     assert_active("blue", "v1")
+
+
+def test_health_checks_the_active_slot_and_not_the_retired_one(tmp_path):
+    # Blue serves; green was retired by the test before: health.yml judges blue's units and
+    # port on every host and passes with fail-on-critical.
+    result, recap = playbook(
+        "health.yml", "-e", f"maintenance_report_dir={tmp_path}", "-e", "maintenance_fail_on_critical=true"
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert recap and all(c == 0 for c in recap.values()), recap
+    [path] = sorted(tmp_path.glob("health-*.json"))
+    findings = json.loads(path.read_text())["findings"]
+    services = {(f["host"], f["subject"]): f["level"] for f in findings if f["check"] == "service"}
+    for app in APPS:
+        for unit in ("journal-blue.socket", "journal-blue.service", "journal-blue-worker.service"):
+            assert services[(app, unit)] == "ok", (app, unit, services)
+    assert services[("bg-app1", "journal-blue-beat.service")] == "ok"
+    assert not [unit for (_, unit) in services if "green" in unit], services
+    assert all(level == "ok" for level in services.values()), services
+    app_health = {(f["host"], f["subject"], f["level"]) for f in findings if f["check"] == "app health"}
+    assert app_health == {(app, "http://127.0.0.1:8001/health/", "ok") for app in APPS}
+    through = [(f["host"], f["level"]) for f in findings if f["check"] == "health through the load balancer"]
+    assert sorted(through) == [("bg-lb1", "ok"), ("bg-lb2", "ok")]
+    assert [f["subject"] for f in findings if f["check"] == "queue depth"] == ["celery"]
 
 
 def test_the_host_group_topology_switches_between_hosts():
