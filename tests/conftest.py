@@ -90,9 +90,9 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
 # fixture), so it is a group too: split across workers, a test saw another's seed.
 _GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"), ("tests/unit/test_sample_app.py", "sample_app"))
 # Scenarios that run in the lab's group instead (after the lab tests, on the lab's worker), so
-# both workers take about as long: the lab tests with the demo (about 28 min inside a full run
-# on 2 cores) plus backup_restore (10) and maintenance (13), against blue_green (28), deploy
-# (17) and provision (5).
+# both workers take about as long: the lab tests with the demo (about 25 min inside a full run
+# on 2 cores) plus backup_restore (9) and maintenance (12), against blue_green (28), deploy
+# (13) and provision (6).
 _LAB_SIDE_SCENARIOS = {"backup_restore", "maintenance"}
 
 
