@@ -50,44 +50,30 @@ SOURCES
   trap - EXIT
 }
 
-build_systemd() {
-  local ctx want have base_id
-  [ -r "${ca_bundle}" ] || die "CA bundle ${ca_bundle} not readable (set OPSBOOK_CA_BUNDLE)"
-  base_id="$(docker image inspect -f '{{.Id}}' "${OPSBOOK_BASE_IMAGE}")"
-  want="$( { echo "${base_id}"; cat "${OPSBOOK_ROOT}/images/systemd/Dockerfile" "${ca_bundle}"; } | sha256sum | cut -c1-16)"
-  have="$(image_label "${OPSBOOK_SYSTEMD_IMAGE}")"
+# build_image IMAGE DIR BASE [SRC:NAME ...]: images/DIR/Dockerfile built on BASE, each SRC
+# copied into the build context as NAME. Skipped when the content hash (BASE's id, the
+# Dockerfile, the files) matches the image's label.
+build_image() {
+  local image=$1 dir=$2 base=$3 ctx want have pair
+  shift 3
+  want="$( { docker image inspect -f '{{.Id}}' "${base}"; cat "${OPSBOOK_ROOT}/images/${dir}/Dockerfile";
+             for pair in "$@"; do cat "${pair%:*}"; done; } | sha256sum | cut -c1-16)"
+  have="$(image_label "${image}")"
   if [ "${have}" = "${want}" ]; then
-    log "systemd image ${OPSBOOK_SYSTEMD_IMAGE} is up to date"
+    log "${dir} image ${image} is up to date"
     return 0
   fi
-  log "building ${OPSBOOK_SYSTEMD_IMAGE}"
+  log "building ${image} (images/${dir})"
   ctx="$(mktemp -d)"
-  cp "${OPSBOOK_ROOT}/images/systemd/Dockerfile" "${ctx}/"
-  cp "${ca_bundle}" "${ctx}/host-ca-bundle.crt"
-  docker build -q --build-arg "BASE_IMAGE=${OPSBOOK_BASE_IMAGE}" --label "${HASH_LABEL}=${want}" \
-    -t "${OPSBOOK_SYSTEMD_IMAGE}" "${ctx}" >/dev/null
-  rm -rf "${ctx}"
-}
-
-build_stack() {
-  local ctx want have base_id
-  base_id="$(docker image inspect -f '{{.Id}}' "${OPSBOOK_SYSTEMD_IMAGE}")"
-  want="$( { echo "${base_id}"; cat "${OPSBOOK_ROOT}/images/stack/Dockerfile"; } | sha256sum | cut -c1-16)"
-  have="$(image_label "${OPSBOOK_STACK_IMAGE}")"
-  if [ "${have}" = "${want}" ]; then
-    log "stack image ${OPSBOOK_STACK_IMAGE} is up to date"
-    return 0
-  fi
-  log "building ${OPSBOOK_STACK_IMAGE} (the provisioned packages, disabled)"
-  ctx="$(mktemp -d)"
-  cp "${OPSBOOK_ROOT}/images/stack/Dockerfile" "${ctx}/"
-  docker build -q --build-arg "BASE_IMAGE=${OPSBOOK_SYSTEMD_IMAGE}" --label "${HASH_LABEL}=${want}" \
-    -t "${OPSBOOK_STACK_IMAGE}" "${ctx}" >/dev/null
+  cp "${OPSBOOK_ROOT}/images/${dir}/Dockerfile" "${ctx}/"
+  for pair in "$@"; do cp "${pair%:*}" "${ctx}/${pair##*:}"; done
+  docker build -q --build-arg "BASE_IMAGE=${base}" --label "${HASH_LABEL}=${want}" -t "${image}" "${ctx}" >/dev/null
   rm -rf "${ctx}"
 }
 
 "$(dirname "$0")/docker-engine.sh" start
 build_base
-build_systemd
-build_stack
+[ -r "${ca_bundle}" ] || die "CA bundle ${ca_bundle} not readable (set OPSBOOK_CA_BUNDLE)"
+build_image "${OPSBOOK_SYSTEMD_IMAGE}" systemd "${OPSBOOK_BASE_IMAGE}" "${ca_bundle}:host-ca-bundle.crt"
+build_image "${OPSBOOK_STACK_IMAGE}" stack "${OPSBOOK_SYSTEMD_IMAGE}"
 log "images ready: ${OPSBOOK_BASE_IMAGE}, ${OPSBOOK_SYSTEMD_IMAGE}, ${OPSBOOK_STACK_IMAGE}"
