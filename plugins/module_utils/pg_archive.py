@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import zlib
 from dataclasses import dataclass, field
 
@@ -55,6 +56,13 @@ PLAIN_CLUSTER_HEAD = b"-- PostgreSQL database cluster dump"
 
 _READ_SIZE = 1 << 20
 _MAX_LINE = 64 << 20
+
+# Lines of pg_restore's stderr that mean it could not read everything.
+PG_RESTORE_FAILURES = re.compile(
+    r"no data will be available|could not find block id|unexpected end of file|end of file|could not read|"
+    r"could not uncompress|could not open input file|corrupt|error:|fatal:",
+    re.IGNORECASE,
+)
 
 
 class VerifyError(Exception):
@@ -190,9 +198,10 @@ class _Binary:
     def read(self, n: int, context: str) -> bytes:
         data = self.fh.read(n)
         if len(data) != n:
+            end = self.size if self.size is not None else self.fh.tell()
             raise VerifyError(
                 "truncated",
-                f"{self.name} ends at byte {self.size}, in the middle of {context}: it is truncated",
+                f"{self.name} ends at byte {end}, in the middle of {context}: it is truncated",
             )
         return data
 
@@ -208,7 +217,7 @@ class _Binary:
         length = self.int(context)
         if length < 0:
             return None
-        if length > self.size - self.tell():
+        if self.size is not None and length > self.size - self.tell():
             raise VerifyError(
                 "truncated",
                 f"{self.name} ends at byte {self.size}, in the middle of {context} (a {length}-byte string "
@@ -220,6 +229,60 @@ class _Binary:
         flag = self.byte(context)
         value = int.from_bytes(self.read(self.off_size, context), "little")
         return flag, value
+
+
+class GrowingFile:
+    """Forward reads of a file another process is still writing (pg_dump's output).
+
+    read(n) waits for n bytes while writer_running() is true; once the writer has finished it
+    returns what is left, fewer bytes at the end, as a finished file does. Every byte returned is
+    also handed to tap, in order (for a second reader on a pipe). No seek.
+    """
+
+    def __init__(self, path: str, writer_running, tap=None, poll: float = 0.02) -> None:
+        self.path = path
+        self.writer_running = writer_running
+        self.tap = tap
+        self.poll = poll
+        self.fh = None
+        self.buf = bytearray()
+        self.pos = 0
+
+    def __enter__(self) -> GrowingFile:
+        while self.fh is None:
+            running = self.writer_running()
+            try:
+                self.fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 closed in __exit__
+            except FileNotFoundError:
+                if not running:
+                    raise VerifyError("missing", f"{self.path} was never written") from None
+                time.sleep(self.poll)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            # Asked before reading: a writer found finished here has written all it will.
+            running = self.writer_running()
+            chunk = self.fh.read(max(_READ_SIZE, n - len(self.buf)))
+            if chunk:
+                self.buf += chunk
+            elif running:
+                time.sleep(self.poll)
+            else:
+                break
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        self.pos += len(data)
+        if self.tap is not None and data:
+            self.tap(data)
+        return data
 
 
 class _Counter:
@@ -370,7 +433,7 @@ def _parse_header(r: _Binary, expected_format: str) -> Header:
 def _parse_toc(r: _Binary, header: Header, read_extra) -> list:
     version = header.version
     count = r.int("the TOC")
-    if count < 0 or count > r.size:
+    if count < 0 or (r.size is not None and count > r.size):
         raise VerifyError("corrupt", f"{r.name} declares {count} TOC entries: its TOC is corrupt")
     entries = []
     for i in range(count):
@@ -483,9 +546,10 @@ class Archive:
 class CustomArchive(Archive):
     format = FORMAT_CUSTOM
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, growing: bool = False) -> None:
+        """growing: the file is still being written (perhaps not yet created); only follow() then."""
         super().__init__(path)
-        self.size = os.path.getsize(path)
+        self.size = None if growing else os.path.getsize(path)
         self.data_start = 0
 
     def header(self) -> Header:
@@ -516,64 +580,108 @@ class CustomArchive(Archive):
         return self.members
 
     def _walk(self, decode: bool) -> list:
+        with open(self.path, "rb", buffering=_READ_SIZE) as fh:
+            return self._blocks(fh, decode)
+
+    def follow(self, writer_running, tap=None) -> list:
+        """read() over the file while pg_dump is still writing it: each data block is read and
+        decompressed as it arrives, so reading ends about when the dump does.
+
+        pg_dump writes the header and the TOC (data offsets not yet set), then every data block
+        in order, then seeks back and rewrites the TOC with the offsets. Blocks are never
+        rewritten: what is read here is what the finished file holds. check_finished() then
+        reads the finished file's header and TOC and checks every block against them.
+        """
+        self.size = None
+        with GrowingFile(self.path, writer_running, tap) as fh:
+            self.members = self._blocks(fh, decode=True)
+            self.size = fh.tell()
+        return self.members
+
+    def check_finished(self) -> CustomArchive:
+        """The finished file (TOC rewritten): its structure, with the rows read by follow()."""
+        final = CustomArchive(self.path)
+        final.structure()
+        seen = {m.dump_id: m for m in self.members}
+        for member in final.members:
+            read = seen.get(member.dump_id)
+            if read is None or (read.offset, read.stored_bytes) != (member.offset, member.stored_bytes):
+                where = "was not read" if read is None else f"was read at byte {read.offset}, {read.stored_bytes} bytes"
+                raise VerifyError(
+                    "corrupt",
+                    f"{self.path}: the finished archive holds the data of {member.label} at byte {member.offset} "
+                    f"({member.stored_bytes} bytes), but it {where} while the dump was written",
+                )
+            member.rows, member.data_bytes, member.large_objects = read.rows, read.data_bytes, read.large_objects
+        if len(final.members) != len(self.members):
+            raise VerifyError(
+                "corrupt",
+                f"{self.path}: {len(self.members)} data blocks were read while the dump was written, "
+                f"the finished archive's TOC lists {len(final.members)}",
+            )
+        return final
+
+    def _end(self, fh) -> int:
+        return self.size if self.size is not None else fh.tell()
+
+    def _blocks(self, fh, decode: bool) -> list:
         """Every data block from the end of the TOC to the end of the file, in order.
 
         pg_restore -l reads only the header and TOC, so it cannot see any of this. A block is
         a type byte, the entry's dump ID, then chunks (length, bytes) ended by a zero length;
         a large-object block holds (OID, chunks) pairs ended by OID 0.
         """
-        with open(self.path, "rb", buffering=_READ_SIZE) as fh:
-            r = self._read_toc(fh)
-            header = self.header_info
-            expected = {e.dump_id: e for e in _data_entries(self.toc)}
-            found = {}
-            while True:
-                pos = fh.tell()
-                first = fh.read(1)
-                if not first:
-                    break
-                block_type = first[0]
-                if block_type not in (BLK_DATA, BLK_BLOBS):
-                    raise VerifyError(
-                        "corrupt",
-                        f"{self.path}: unknown data block type {block_type} at byte {pos}: the archive is corrupt",
-                    )
-                dump_id = r.int(f"the data block header at byte {pos}")
-                entry = expected.get(dump_id)
-                if entry is None or dump_id in found:
-                    what = "a second" if dump_id in found else "an unexpected"
-                    raise VerifyError(
-                        "corrupt",
-                        f"{self.path}: {what} data block for entry ID {dump_id} at byte {pos}: the archive is corrupt",
-                    )
-                if entry.data_state == K_OFFSET_POS_SET and entry.data_pos != pos:
-                    raise VerifyError(
-                        "corrupt",
-                        f"{self.path}: the TOC places the data of {entry.label} at byte {entry.data_pos}, "
-                        f"but its block is at byte {pos}",
-                    )
-                member = _member_for(entry, f"byte {pos}")
-                member.offset = pos
-                if block_type == BLK_DATA:
+        r = self._read_toc(fh)
+        header = self.header_info
+        expected = {e.dump_id: e for e in _data_entries(self.toc)}
+        found = {}
+        while True:
+            pos = fh.tell()
+            first = fh.read(1)
+            if not first:
+                break
+            block_type = first[0]
+            if block_type not in (BLK_DATA, BLK_BLOBS):
+                raise VerifyError(
+                    "corrupt",
+                    f"{self.path}: unknown data block type {block_type} at byte {pos}: the archive is corrupt",
+                )
+            dump_id = r.int(f"the data block header at byte {pos}")
+            entry = expected.get(dump_id)
+            if entry is None or dump_id in found:
+                what = "a second" if dump_id in found else "an unexpected"
+                raise VerifyError(
+                    "corrupt",
+                    f"{self.path}: {what} data block for entry ID {dump_id} at byte {pos}: the archive is corrupt",
+                )
+            if entry.data_state == K_OFFSET_POS_SET and entry.data_pos != pos:
+                raise VerifyError(
+                    "corrupt",
+                    f"{self.path}: the TOC places the data of {entry.label} at byte {entry.data_pos}, "
+                    f"but its block is at byte {pos}",
+                )
+            member = _member_for(entry, f"byte {pos}")
+            member.offset = pos
+            if block_type == BLK_DATA:
+                counter = _Counter()
+                self._stream(r, fh, member, header.compression, counter if decode else None)
+                if decode:
+                    _check_copy_end(member, counter, self.path)
+            else:
+                member.large_objects = 0
+                member.data_bytes = 0
+                while True:
+                    oid = r.int(f"the data of {entry.label}")
+                    if oid == 0:
+                        break
                     counter = _Counter()
                     self._stream(r, fh, member, header.compression, counter if decode else None)
-                    if decode:
-                        _check_copy_end(member, counter, self.path)
-                else:
-                    member.large_objects = 0
-                    member.data_bytes = 0
-                    while True:
-                        oid = r.int(f"the data of {entry.label}")
-                        if oid == 0:
-                            break
-                        counter = _Counter()
-                        self._stream(r, fh, member, header.compression, counter if decode else None)
-                        member.large_objects += 1
-                        member.data_bytes += counter.bytes
-                    if not decode:
-                        member.data_bytes = None
-                member.stored_bytes = fh.tell() - pos
-                found[dump_id] = member
+                    member.large_objects += 1
+                    member.data_bytes += counter.bytes
+                if not decode:
+                    member.data_bytes = None
+            member.stored_bytes = fh.tell() - pos
+            found[dump_id] = member
         missing = [e for e in expected.values() if e.dump_id not in found]
         if missing:
             first = missing[0]
@@ -582,7 +690,7 @@ class CustomArchive(Archive):
                 where = f" (the TOC places it at byte {first.data_pos})"
             raise VerifyError(
                 "truncated",
-                f"{self.path} ends at byte {self.size} after {len(found)} of {len(expected)} data blocks: "
+                f"{self.path} ends at byte {self._end(fh)} after {len(found)} of {len(expected)} data blocks: "
                 f"no data for {_some([e.label for e in missing])}{where}; it is truncated",
             )
         return [found[e.dump_id] for e in _data_entries(self.toc)]
@@ -596,10 +704,10 @@ class CustomArchive(Archive):
             if length == 0:
                 break
             start = fh.tell()
-            if length < 0 or start + length > self.size:
+            if length < 0 or (self.size is not None and start + length > self.size):
                 raise VerifyError(
                     "truncated",
-                    f"{self.path} ends at byte {self.size} inside the data of {member.label} "
+                    f"{self.path} ends at byte {self._end(fh)} inside the data of {member.label} "
                     f"(a {length}-byte chunk starts at byte {start}): it is truncated",
                 )
             if inflater is None:

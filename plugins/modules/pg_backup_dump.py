@@ -11,6 +11,13 @@ description:
     table inside it, and runs C(pg_dump --snapshot) on that snapshot, so the counts describe exactly
     the data in the dump (they are what M(opsbook.webstack.pg_dump_verify) compares at its C(content) level).
   - Writes the dump to O(dest), which must not exist. On failure, whatever was written is removed.
+  - With O(verify=content) (custom format), the dump is verified while it is written: every data
+    block is read and decompressed as pg_dump writes it, its rows counted and compared with the
+    snapshot's counts, and the same bytes are fed to C(pg_restore -f /dev/null), which must read
+    them without a complaint; once pg_dump has finished, the rewritten TOC is checked against every
+    block read. This is the C(content) level of M(opsbook.webstack.pg_dump_verify) without a
+    second pass over the file, so verification ends about when the dump does. A dump that fails
+    it is removed and the module fails naming the reason.
   - Returns what a backup manifest needs; the backup role writes the manifest.
   - The password never appears in a command line; C(pg_dump) gets it through its environment.
 options:
@@ -35,6 +42,13 @@ options:
     description: Compression level 0-9 (0 writes an uncompressed archive).
     type: int
     default: 6
+  verify:
+    description:
+      - V(content) verifies the archive while it is written (see the description); only with
+        O(format=custom). V(none) leaves verification to M(opsbook.webstack.pg_dump_verify).
+    type: str
+    choices: [none, content]
+    default: none
   login_host:
     description: Host or socket directory; empty for the default socket.
     type: str
@@ -129,17 +143,36 @@ duration:
   returned: success, not in check mode
   type: float
   sample: 2.5
+verification:
+  description:
+    - With O(verify=content), what was checked while the dump was written; C(seconds_after_dump) is
+      how long verification went on after pg_dump exited.
+    - On failure, C(reason) is the stable code of M(opsbook.webstack.pg_dump_verify)
+      (C(truncated), C(decompression_error), C(row_count_mismatch), C(pg_restore_failed), ...).
+  returned: O(verify=content)
+  type: dict
+  sample: {"level": "content", "during_dump": true, "tables": 12, "rows": 48211, "data_bytes": 9120344,
+           "pg_restore_read": true, "seconds_after_dump": 0.21}
 """
 
 import glob
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import directory_sha256, file_sha256
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import (
+    PG_RESTORE_FAILURES,
+    CustomArchive,
+    VerifyError,
+    compare_counts,
+    describe_mismatches,
+    directory_sha256,
+    file_sha256,
+)
 
 try:
     import psycopg as _driver
@@ -189,6 +222,111 @@ def remove(path: str) -> None:
         os.unlink(path)
 
 
+class _PipeTap:
+    """Hands the bytes read to a reader process's stdin; a reader that stops early is reported by its exit."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+        self.broken = False
+
+    def __call__(self, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.pipe.write(data)
+        except (BrokenPipeError, OSError):
+            self.broken = True
+
+    def close(self) -> None:
+        try:
+            self.pipe.close()
+        except (BrokenPipeError, OSError):
+            self.broken = True
+
+
+def _read_back(fh) -> str:
+    fh.seek(0)
+    return fh.read().decode("utf-8", "replace")
+
+
+def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts: dict) -> tuple:
+    """Run pg_dump while reading its output (module_utils.pg_archive.CustomArchive.follow) and
+    feeding the same bytes to pg_restore -f /dev/null. Returns (pg_dump's exit status, or None
+    when it was stopped because its output failed; its stderr; the verification dict; the
+    VerifyError or None). A pg_dump that failed on its own is reported as such by the caller."""
+    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as read_err:
+        # Arguments are built by this module, never a shell string.
+        dump = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=dump_err)  # noqa: S603
+        reader = subprocess.Popen(  # noqa: S603
+            [pg_restore, "-f", os.devnull], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=read_err
+        )
+        tap = _PipeTap(reader.stdin)
+        live = CustomArchive(dest, growing=True)
+        error = None
+        ended = []
+
+        def running() -> bool:
+            if dump.poll() is None:
+                return True
+            if not ended:
+                ended.append(time.monotonic())
+            return False
+
+        try:
+            live.follow(running, tap)
+        except VerifyError as exc:
+            error = exc
+        finally:
+            tap.close()
+            killed = dump.poll() is None and error is not None
+            if killed:
+                dump.kill()
+            dump.wait()
+            # A pg_dump stopped here did not fail: its output did (rc None).
+            rc = None if killed else dump.returncode
+            if error is not None and reader.poll() is None:
+                reader.kill()
+            read_rc = reader.wait()
+        dump_stderr = _read_back(dump_err)
+        read_stderr = _read_back(read_err)
+    verification = {"level": "content", "during_dump": True}
+    if rc != 0 or error is not None:  # rc None: stopped because its output failed
+        return rc, dump_stderr, verification, error
+    try:
+        final = live.check_finished()
+        tables = final.tables()
+        mismatches = compare_counts(tables, counts)
+        extra = sorted(set(tables) - set(counts))
+        if mismatches:
+            verification["mismatches"] = mismatches
+            raise VerifyError(
+                "row_count_mismatch",
+                f"row counts read from {dest} differ from the counts taken in the dump's snapshot: "
+                f"{describe_mismatches(mismatches)}",
+            )
+        if extra:
+            raise VerifyError(
+                "row_count_mismatch", f"{dest} holds data of tables that were not counted: {', '.join(extra[:5])}"
+            )
+        alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
+        if read_rc != 0 or alarming or tap.broken:
+            detail = "\n".join(alarming) or read_stderr.strip() or f"exit status {read_rc}"
+            raise VerifyError(
+                "pg_restore_failed",
+                f"pg_restore -f /dev/null could not read {dest} as it was written: {detail[-1500:]}",
+            )
+    except VerifyError as exc:
+        return rc, dump_stderr, verification, exc
+    verification.update(
+        tables=len(tables),
+        rows=sum(n for n in tables.values() if n is not None),
+        data_bytes=final.data_bytes(),
+        pg_restore_read=True,
+        seconds_after_dump=round(time.monotonic() - (ended[0] if ended else time.monotonic()), 3),
+    )
+    return rc, dump_stderr, verification, None
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -197,6 +335,7 @@ def main() -> None:
             "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
             "jobs": {"type": "int", "default": 1},
             "compress": {"type": "int", "default": 6},
+            "verify": {"type": "str", "choices": ["none", "content"], "default": "none"},
             "login_host": {"type": "str", "default": ""},
             "login_port": {"type": "int", "default": 5432},
             "login_user": {"type": "str", "default": ""},
@@ -211,6 +350,10 @@ def main() -> None:
         module.fail_json(msg=f"compress must be 0-9, got {p['compress']}", **result)
     if p["jobs"] < 1 or (p["jobs"] > 1 and p["format"] != "directory"):
         module.fail_json(msg="jobs must be 1, or more than 1 only with format=directory", **result)
+    if p["verify"] == "content" and p["format"] != "custom":
+        module.fail_json(
+            msg="verify=content needs format=custom; verify a directory archive with pg_dump_verify", **result
+        )
     if os.path.lexists(p["dest"]):
         module.fail_json(msg=f"{p['dest']} already exists: a dump never overwrites a file", **result)
     if module.check_mode:
@@ -246,10 +389,24 @@ def main() -> None:
         argv += ["--file", p["dest"]]
         if p["format"] == "directory":
             argv += ["--jobs", str(p["jobs"])]
-        dump = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
-        if dump.returncode != 0:
+        if p["verify"] == "content":
+            pg_restore = os.path.join(os.path.dirname(pg_dump), "pg_restore")
+            rc, stderr, verification, error = dump_verified(argv, env, p["dest"], pg_restore, tables)
+            result["verification"] = verification
+        else:
+            dump = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+            rc, stderr, error = dump.returncode, dump.stderr, None
+        if rc not in (0, None):
             remove(p["dest"])
-            module.fail_json(msg=f"pg_dump failed (exit {dump.returncode}): {dump.stderr.strip()}", **result)
+            module.fail_json(msg=f"pg_dump failed (exit {rc}): {stderr.strip()}", **result)
+        if error is not None:
+            remove(p["dest"])
+            result["verification"]["reason"] = error.reason
+            module.fail_json(
+                msg=f"The dump of {p['database']} failed verification while it was written ({error.reason}): "
+                f"{error.message}. It was removed.",
+                **result,
+            )
         version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
         cur.execute("ROLLBACK")
     except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3

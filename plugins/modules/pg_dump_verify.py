@@ -26,6 +26,12 @@ description:
   - C(restore) restores the archive into a new scratch database (C(pg_restore), or C(psql) for plain SQL),
     counts the rows of every table there, compares them with the archive and the manifest, and drops the
     scratch database whatever happened.
+  - For archive formats (custom, directory, tar) at level C(restore), C(pg_restore) loads the scratch
+    database while the module runs the C(read) and C(content) levels, so verifying costs little more
+    than the restore itself; that restore reads every data item, so the C(pg_restore -f /dev/null)
+    read is not run beside it. A failure at C(read) or C(content) still fails the run at that level,
+    after the scratch database is dropped. Plain SQL is restored only after it is read (its
+    psql meta-commands are found by reading it).
   - C(pg_restore -l) only reads the header and the table of contents; it exits 0 on a custom archive
     truncated anywhere after the TOC, so this module never relies on it.
   - The module never changes anything outside the scratch database it creates and drops; it always
@@ -130,7 +136,8 @@ options:
     default: pg_dump_verify
   restore_jobs:
     description:
-      - Parallel jobs for C(pg_restore -j) at the C(restore) level (custom and directory formats).
+      - Parallel jobs for C(pg_restore -j) at the C(restore) level (custom and directory formats), and
+        connections counting the restored rows at once (all formats).
     type: int
     default: 1
   restore_no_owner:
@@ -388,6 +395,9 @@ restore:
     seconds:
       description: Time taken by the restore command alone.
       type: float
+    during_read:
+      description: Whether the restore ran while the archive was read (archive formats).
+      type: bool
     tables:
       description: Row counts counted in the scratch database.
       type: dict
@@ -506,6 +516,7 @@ class Verification:
         self.params = module.params
         self.archive = None
         self.current_level = None
+        self.pending = None  # the scratch restore, once started (see _restore_start)
         self.manifest = None
         self.expected_sha256 = None
         self.sha256_source = None
@@ -532,12 +543,19 @@ class Verification:
             self.current_level = level
             start = time.monotonic()
             try:
+                if level == "read" and "restore" in wanted and self.archive.format in _ARCHIVE_FORMATS:
+                    # pg_restore loads the scratch database while this process reads the archive:
+                    # the restore level then costs little more than the restore itself. A failed
+                    # read or content check still fails the run; the scratch database is dropped.
+                    self._restore_start(background=True)
                 getattr(self, "_level_" + level)()
             except VerifyError as exc:
                 self.result["durations"][level] = round(time.monotonic() - start, 3)
+                self.abandon_restore()
                 self._fail(level, exc)
             except OSError as exc:  # permissions, I/O errors: say which file, not a traceback
                 self.result["durations"][level] = round(time.monotonic() - start, 3)
+                self.abandon_restore()
                 self._fail(level, VerifyError("unreadable", to_native(exc)))
             self.result["durations"][level] = round(time.monotonic() - start, 3)
             self.result["levels_passed"].append(level)
@@ -621,7 +639,9 @@ class Verification:
         # pg_restore reads the archive on another core while Python decompresses it here; both must pass.
         outcome: dict = {}
         reader = None
-        if self.archive.format in _ARCHIVE_FORMATS:
+        # While the scratch restore runs, pg_restore reads every data item into it: no second
+        # pg_restore into /dev/null.
+        if self.archive.format in _ARCHIVE_FORMATS and self.pending is None:
             pg_restore = self._pg_bin("pg_restore")
             reader = threading.Thread(target=self._pg_restore_read, args=(pg_restore, outcome))
             reader.start()
@@ -715,6 +735,12 @@ class Verification:
             verified["sha256_source"] = self.sha256_source
 
     def _level_restore(self) -> None:
+        if self.pending is None:
+            self._restore_start(background=False)
+        self._restore_finish()
+
+    def _restore_start(self, background: bool) -> None:
+        """Create the scratch database and load the archive into it, here or in a thread."""
         path = self.params["path"]
         fmt = self.archive.format
         meta = getattr(self.archive, "meta_commands", [])
@@ -727,38 +753,67 @@ class Verification:
         prefix = self.params["scratch_db_prefix"]
         scratch = f"{prefix}_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}"
         restore = {"database": scratch, "tool": None, "seconds": None, "tables": {}, "dropped": False}
+        restore["during_read"] = background
         self.result["restore"] = restore
-        passfile = self._passfile()
+        self.pending = {"scratch": scratch, "passfile": self._passfile(), "created": False, "error": None}
+        self.pending["env"] = self._pg_env(self.pending["passfile"])
+        if background:
+            self.pending["thread"] = threading.Thread(target=self._restore_load, daemon=True)
+            self.pending["thread"].start()
+        else:
+            self._restore_load()
+
+    def _restore_load(self) -> None:
+        pending, restore = self.pending, self.result["restore"]
         try:
-            env = self._pg_env(passfile)
             psql = self._pg_bin("psql")
-            created = False
-            try:
-                self._psql(
-                    psql,
-                    env,
-                    self.params["maintenance_db"],
-                    f"CREATE DATABASE {quote_ident(scratch)}",
-                    f"creating the scratch database {scratch}",
-                )
-                created = True
-                start = time.monotonic()
-                if fmt in (FORMAT_PLAIN, FORMAT_PLAIN_GZIP):
-                    restore["tool"] = "psql"
-                    self._restore_plain(psql, env, scratch)
-                else:
-                    restore["tool"] = "pg_restore"
-                    self._restore_archive(env, scratch)
-                restore["seconds"] = round(time.monotonic() - start, 3)
-                restore["tables"] = self._count_rows(psql, env, scratch)
-            finally:
-                if created:
-                    self._drop(psql, env, scratch)
-                    restore["dropped"] = True
+            self._psql(
+                psql,
+                pending["env"],
+                self.params["maintenance_db"],
+                f"CREATE DATABASE {quote_ident(pending['scratch'])}",
+                f"creating the scratch database {pending['scratch']}",
+            )
+            pending["created"] = True
+            start = time.monotonic()
+            if self.archive.format in (FORMAT_PLAIN, FORMAT_PLAIN_GZIP):
+                restore["tool"] = "psql"
+                self._restore_plain(psql, pending["env"], pending["scratch"])
+            else:
+                restore["tool"] = "pg_restore"
+                self._restore_archive(pending["env"], pending["scratch"])
+            restore["seconds"] = round(time.monotonic() - start, 3)
+        except VerifyError as exc:
+            pending["error"] = exc
+        except OSError as exc:
+            pending["error"] = VerifyError("unreadable", to_native(exc))
+
+    def _restore_finish(self) -> None:
+        pending, restore = self.pending, self.result["restore"]
+        try:
+            if pending.get("thread") is not None:
+                pending["thread"].join()
+            if pending["error"] is not None:
+                raise pending["error"]
+            restore["tables"] = self._count_rows(self._pg_bin("psql"), pending["env"], pending["scratch"])
         finally:
-            if passfile:
-                os.unlink(passfile)
+            self.abandon_restore()
         self._compare_restored(restore["tables"])
+
+    def abandon_restore(self) -> None:
+        """Wait for a scratch restore still running, drop its database, remove the passfile. Idempotent."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        try:
+            if pending.get("thread") is not None:
+                pending["thread"].join()
+            if pending["created"]:
+                self._drop(self._pg_bin("psql"), pending["env"], pending["scratch"])
+                self.result["restore"]["dropped"] = True
+        finally:
+            if pending["passfile"]:
+                os.unlink(pending["passfile"])
 
     def _compare_restored(self, restored: dict) -> None:
         tables = self.result.get("tables") or {}
@@ -831,16 +886,46 @@ class Verification:
             )
 
     def _count_rows(self, psql: str, env: dict, scratch: str) -> dict:
-        selects = []
-        for member in self.archive.members:
-            if member.is_table:
-                relation = quote_ident(member.table)
-                if member.schema:
-                    relation = f"{quote_ident(member.schema)}.{relation}"
-                # Identifiers and the literal are quoted above: the names come from the archive, not a user.
-                selects.append(f"SELECT {quote_literal(member.name)} AS t, count(*) AS n FROM {relation}")  # noqa: S608
-        if not selects:
+        """Exact count(*) of every table, on restore_jobs connections at once (the largest tables spread first)."""
+        tables = sorted(
+            (m for m in self.archive.members if m.is_table), key=lambda m: m.data_bytes or m.stored_bytes, reverse=True
+        )
+        if not tables:
             return {}
+        buckets: list = [[] for _ in range(min(self.params["restore_jobs"], len(tables)))]
+        loads = [0] * len(buckets)
+        for member in tables:
+            i = loads.index(min(loads))
+            buckets[i].append(member)
+            loads[i] += member.data_bytes or member.stored_bytes or 1
+        results: list = [None] * len(buckets)
+
+        def count(i: int) -> None:
+            try:
+                results[i] = self._count_bucket(psql, env, scratch, buckets[i])
+            except VerifyError as exc:
+                results[i] = exc
+
+        threads = [threading.Thread(target=count, args=(i,), daemon=True) for i in range(len(buckets))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts: dict = {}
+        for outcome in results:
+            if isinstance(outcome, VerifyError):
+                raise outcome
+            counts.update(outcome)
+        return counts
+
+    def _count_bucket(self, psql: str, env: dict, scratch: str, members: list) -> dict:
+        selects = []
+        for member in members:
+            relation = quote_ident(member.table)
+            if member.schema:
+                relation = f"{quote_ident(member.schema)}.{relation}"
+            # Identifiers and the literal are quoted above: the names come from the archive, not a user.
+            selects.append(f"SELECT {quote_literal(member.name)} AS t, count(*) AS n FROM {relation}")  # noqa: S608
         sql = "SELECT coalesce(json_object_agg(t, n), '{}') FROM (" + " UNION ALL ".join(selects) + ") AS c"  # noqa: S608 quoted above
         out = self._psql(psql, env, scratch, sql, "counting rows in the scratch database")
         try:
@@ -979,6 +1064,8 @@ def main() -> None:
     try:
         verification.run()
     except Exception as exc:  # an unexpected failure still reports what was found so far
+        with contextlib.suppress(Exception):
+            verification.abandon_restore()
         verification.result["failed_level"] = verification.current_level
         verification.result["reason"] = "error"
         module.fail_json(

@@ -98,6 +98,15 @@ def test_corrupted_copies_are_refused_by_verification_and_by_restore():
         assert "is refused (" + why in result.stdout, result.stdout[-3000:]
         assert "Nothing was changed" in result.stdout
     assert (databases(), live_counts()) == before
+    # A drill checks only the structure first and reads the archive while it restores into
+    # scratch: the flipped byte is found there, and the scratch database goes again.
+    result, _ = playbook("restore.yml", "-e", "restore_mode=drill", "-e", f"restore_backup={BACKUP_DIR}/flipped.dump")
+    assert result.returncode != 0
+    # (Refused at the structure check instead, should the flip hit a chunk's length.)
+    refused = r"(?i)backup " + re.escape(f"{BACKUP_DIR}/flipped.dump") + r" is refused \("
+    assert re.search(refused, result.stdout), result.stdout[-3000:]
+    assert "the live system was not touched" in result.stdout or "Nothing was changed" in result.stdout
+    assert (databases(), live_counts()) == before
     DB.run(f"rm -f {BACKUP_DIR}/cut.dump {BACKUP_DIR}/flipped.dump {BACKUP_DIR}/flipped.json")
     assert health()["status"] == "ok"
 

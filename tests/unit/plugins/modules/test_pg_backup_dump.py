@@ -52,7 +52,8 @@ def test_counts_match_the_archive_and_the_file_is_private(database, tmp_path):
     assert archive.format == "custom"
 
 
-def test_rows_written_during_the_dump_are_in_neither_the_counts_nor_the_dump(database, tmp_path):
+@pytest.mark.parametrize("verify", ["none", "content"])
+def test_rows_written_during_the_dump_are_in_neither_the_counts_nor_the_dump(database, tmp_path, verify):
     """The counts and the dump share one snapshot: concurrent inserts change neither."""
     stop = threading.Event()
 
@@ -63,7 +64,7 @@ def test_rows_written_during_the_dump_are_in_neither_the_counts_nor_the_dump(dat
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        result = run_module("pg_backup_dump", args(database, tmp_path / "c.dump"))
+        result = run_module("pg_backup_dump", args(database, tmp_path / "c.dump", verify=verify))
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -108,3 +109,140 @@ def test_a_failed_dump_leaves_no_file_and_no_password(database, tmp_path):
     assert "no_such_db" in result.msg
     assert not dest.exists()
     assert database.password not in result.stdout
+
+
+# --------------------------------------------------------------------------- verify=content
+
+
+def test_verify_content_reads_the_dump_as_it_is_written(database, tmp_path):
+    dest = tmp_path / "v.dump"
+    result = run_module("pg_backup_dump", args(database, dest, verify="content"))
+    assert not result.failed, result.msg
+    verification = result["verification"]
+    assert verification["level"] == "content" and verification["during_dump"] is True
+    assert verification["tables"] == 2
+    assert verification["rows"] == sum(result["tables"].values())
+    assert verification["pg_restore_read"] is True
+    assert verification["data_bytes"] > 0
+    # The finished file is a normal archive whose TOC has the data offsets (pg_restore -j needs them).
+    archive = open_archive(str(dest))
+    archive.read()
+    assert archive.tables() == result["tables"]
+    assert result["sha256"] == file_sha256(str(dest))
+
+
+def test_verify_content_needs_the_custom_format(database, tmp_path):
+    result = run_module("pg_backup_dump", args(database, tmp_path / "d", format="directory", verify="content"))
+    assert result.failed and "verify=content needs format=custom" in result.msg
+    assert not (tmp_path / "d").exists()
+
+
+FAKE_PG_DUMP = """#!/bin/bash
+# Stands in for pg_dump: writes {source} to the --file path in pieces, pausing between them as a
+# dump in progress does, and exits 0 whatever it wrote.
+if [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) 15.0"; exit 0; fi
+while [ $# -gt 0 ]; do if [ "$1" = --file ]; then dest="$2"; fi; shift; done
+size=$(stat -c %s {source})
+step=$(( size / 5 + 7 ))
+offset=0
+: > "$dest"
+while [ $offset -lt $size ]; do
+  tail -c +$(( offset + 1 )) {source} | head -c $step >> "$dest"
+  offset=$(( offset + step ))
+  sleep 0.1
+done
+"""
+
+
+def fake_bin(database, tmp_path, source):
+    """A bin_dir whose pg_dump writes the given file slowly and whose pg_restore is the real one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pg_dump"
+    fake.write_text(FAKE_PG_DUMP.format(source=source))
+    fake.chmod(0o755)
+    (bin_dir / "pg_restore").symlink_to(database.bin("pg_restore"))
+    return str(bin_dir)
+
+
+@pytest.fixture
+def good_archive(database, tmp_path):
+    """A real dump of the test database, taken now (the counts the module takes will match it)."""
+    path = tmp_path / "good.dump"
+    subprocess.run(
+        [database.bin("pg_dump"), "-Fc", "-f", path, "-h", database.host, "-p", str(database.port),
+         "-U", database.user, DB],
+        check=True, env={"PGPASSWORD": database.password},
+    )  # fmt: skip
+    return path
+
+
+def test_verify_content_follows_a_file_that_grows_in_pieces(database, tmp_path, good_archive):
+    dest = tmp_path / "slow.dump"
+    result = run_module(
+        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, good_archive))
+    )
+    assert not result.failed, result.msg
+    assert result["verification"]["rows"] == sum(result["tables"].values())
+    assert dest.read_bytes() == good_archive.read_bytes()
+
+
+def corrupt_copy(source, tmp_path, name, change):
+    data = bytearray(source.read_bytes())
+    change(data)
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_verify_content_removes_a_dump_cut_short(database, tmp_path, good_archive):
+    cut = corrupt_copy(good_archive, tmp_path, "cut.dump", lambda d: d.__delitem__(slice(len(d) // 2, None)))
+    dest = tmp_path / "out.dump"
+    result = run_module(
+        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, cut))
+    )
+    assert result.failed
+    assert result["verification"]["reason"] == "truncated", result.msg
+    assert "failed verification while it was written" in result.msg and "It was removed" in result.msg
+    assert not dest.exists()
+
+
+def test_verify_content_removes_a_dump_with_a_flipped_byte(database, tmp_path, good_archive):
+    archive = open_archive(str(good_archive))
+    archive.structure()
+    member = max(archive.members, key=lambda m: m.stored_bytes)
+
+    def flip(data):
+        # Well inside the largest table's compressed data, past the block and chunk headers.
+        data[member.offset + member.stored_bytes // 2] ^= 0xFF
+
+    bad = corrupt_copy(good_archive, tmp_path, "flip.dump", flip)
+    dest = tmp_path / "out.dump"
+    result = run_module(
+        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, bad))
+    )
+    assert result.failed, result.data
+    assert result["verification"].get("reason") in ("decompression_error", "truncated", "corrupt"), result.msg
+    assert not dest.exists()
+
+
+def test_verify_content_refuses_a_dump_whose_rows_differ_from_the_snapshot(database, tmp_path):
+    other = "backup_dump_other"
+    database.create_database(other)
+    database.execute(
+        "CREATE TABLE public.article (id int); INSERT INTO public.article SELECT generate_series(1, 5)", dbname=other
+    )
+    path = tmp_path / "other.dump"
+    subprocess.run(
+        [database.bin("pg_dump"), "-Fc", "-f", path, "-h", database.host, "-p", str(database.port),
+         "-U", database.user, other],
+        check=True, env={"PGPASSWORD": database.password},
+    )  # fmt: skip
+    dest = tmp_path / "out.dump"
+    result = run_module(
+        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, path))
+    )
+    assert result.failed
+    assert result["verification"]["reason"] == "row_count_mismatch", result.msg
+    assert "public.article: expected" in result.msg and "found 5 rows" in result.msg
+    assert not dest.exists()

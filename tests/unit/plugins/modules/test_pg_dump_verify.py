@@ -62,6 +62,8 @@ def test_every_good_format_passes_every_level(dumps, postgres_server, tmp_path, 
     assert run["tables"] == dumps.counts
     assert run["restore"]["tables"] == dumps.counts
     assert run["restore"]["dropped"] is True
+    # Archives are loaded while they are read; plain SQL only after (its meta-commands are found by reading).
+    assert run["restore"]["during_read"] is (fx.FORMAT_OF[kind] in ("custom", "directory", "tar"))
     assert run["verified"] == {"sha256": True, "sha256_source": "manifest", "row_counts": 4, "expect_tables": 0}
     assert run["server_version"].startswith("15.")
     assert run["pg_dump_version"].startswith("15.")
@@ -173,6 +175,41 @@ def test_flipped_byte_in_compressed_data_fails_read(dumps, postgres_server, tmp_
     run = verify(path, "read", pg_bin_dir=str(postgres_server.bin_dir))
     assert_failed(run, "read", "decompression_error", "public.orders", "cannot be decompressed")
     assert run["levels_passed"] == ["header", "structure"]
+
+
+def test_flipped_byte_fails_read_at_level_restore_and_the_scratch_database_is_dropped(dumps, postgres_server, tmp_path):
+    """The scratch restore runs while the archive is read: a read failure still fails the run, at level read."""
+    path = dumps.copy("custom", tmp_path)
+    orders = next(m for m in open_archive(str(path)).structure() if m.name == "public.orders")
+    fx.flip_byte(path, orders.offset + 1 + 5 + 5 + 200)
+    run = verify(path, "restore", restore_jobs=2, **fx.login_args(postgres_server))
+    assert_failed(run, "read", "decompression_error", "public.orders", "cannot be decompressed")
+    assert run["levels_passed"] == ["header", "structure"]
+    assert run["restore"]["during_read"] is True and run["restore"]["dropped"] is True
+    assert fx.scratch_databases(postgres_server) == []
+
+
+def test_manifest_mismatch_fails_content_at_level_restore_and_drops_the_scratch_database(
+    dumps, postgres_server, tmp_path
+):
+    manifest = dumps.manifest("custom", tmp_path)
+    data = json.loads(manifest.read_text())
+    data["tables"]["public.orders"] += 1
+    manifest.write_text(json.dumps(data))
+    run = verify(dumps.files["custom"], "restore", manifest=str(manifest), **fx.login_args(postgres_server))
+    assert_failed(run, "content", "row_count_mismatch", "public.orders")
+    assert run["restore"]["dropped"] is True
+    assert fx.scratch_databases(postgres_server) == []
+
+
+@pytest.mark.parametrize("kind", ["custom", "directory"])
+def test_restore_with_two_jobs_counts_every_table(dumps, postgres_server, tmp_path, kind):
+    """Two pg_restore jobs, and the rows counted on two connections at once: every table, exact."""
+    manifest = dumps.manifest(kind, tmp_path)
+    run = verify(dumps.files[kind], "restore", manifest=str(manifest), restore_jobs=2, **fx.login_args(postgres_server))
+    assert not run.failed, run.msg
+    assert run["restore"]["tables"] == dumps.counts
+    assert fx.scratch_databases(postgres_server) == []
 
 
 def test_changed_byte_in_uncompressed_archive_is_caught_only_by_sha256(dumps, postgres_server, tmp_path):
