@@ -1019,7 +1019,9 @@ class Verification:
             argv = [wrapper, "--kill-after=30", str(timeout), *argv]
         # English messages: the checks look for pg_restore's wording.
         update = {**(env or {}), "LC_ALL": "C"}
-        rc, stdout, stderr = self.module.run_command(argv, environ_update=update, errors="surrogate_or_replace")
+        # errors="replace": a damaged archive's bytes quoted by pg_restore or psql become U+FFFD, never
+        # surrogates, which Ansible refuses to carry back ("invalid UTF8 string").
+        rc, stdout, stderr = self.module.run_command(argv, environ_update=update, errors="replace")
         if wrapper and rc in (124, 137):
             raise VerifyError("timeout", f"{what} did not finish within {timeout} s (option timeout) and was stopped")
         return rc, stdout, self._mask(stderr)

@@ -212,6 +212,19 @@ def test_restore_with_two_jobs_counts_every_table(dumps, postgres_server, tmp_pa
     assert fx.scratch_databases(postgres_server) == []
 
 
+def test_damaged_sql_in_the_toc_fails_restore_with_a_message_ansible_can_carry(dumps, postgres_server, tmp_path):
+    """Bytes that are not UTF-8 in a TOC statement: pg_restore quotes them; the message must stay valid text."""
+    path = dumps.copy("custom", tmp_path)
+    data = path.read_bytes()
+    at = data.index(b"_pkey PRIMARY KEY")
+    path.write_bytes(data[: at + 1] + b"\xff" * 4 + data[at + 5 :])
+    run = verify(path, "restore", **fx.login_args(postgres_server))
+    assert_failed(run, "restore", "restore_error", "invalid byte sequence")
+    assert "\ufffd" in run.msg
+    assert not [c for c in run.msg if 0xD800 <= ord(c) <= 0xDFFF]  # Ansible refuses surrogates
+    assert fx.scratch_databases(postgres_server) == []
+
+
 def test_changed_byte_in_uncompressed_archive_is_caught_only_by_sha256(dumps, postgres_server, tmp_path):
     manifest = dumps.manifest("custom_z0", tmp_path)
     path = dumps.copy("custom_z0", tmp_path)
