@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: deploy_lock
-short_description: Take or release the one-deploy-per-app lock, naming its holder
+short_description: Take or release a lock (one deploy per app, one backup per database), naming its holder
 version_added: "0.1.0"
 description:
   - The lock is a directory (C(mkdir) is atomic) with a C(holder.json) note inside it
@@ -44,6 +44,10 @@ options:
     description: Seconds to wait for a held lock to be released before failing. V(0) fails at once.
     type: int
     default: 0
+  wait_timeout_name:
+    description: The variable that sets O(wait_timeout), named in the failure message.
+    type: str
+    default: deploy_lock_timeout
   stale_after:
     description: A lock older than this many seconds is stale and taken over.
     type: int
@@ -176,11 +180,13 @@ def take(module: AnsibleModule) -> None:
                 module.exit_json(**result)
             continue  # someone else took it between our look and our mkdir
         if time.monotonic() >= deadline:
+            waited = ""
+            if module.params["wait_timeout"]:
+                waited = f" Waited {module.params['wait_timeout']} s ({module.params['wait_timeout_name']})."
             module.fail_json(
                 msg=(
-                    f"Another run holds the lock {path}: {describe(holder)}. Waited {module.params['wait_timeout']} s "
-                    f"(deploy_lock_timeout). It becomes stale after {module.params['stale_after']} s; "
-                    "if that run is dead, remove the directory."
+                    f"Another run holds the lock {path}: {describe(holder)}.{waited} It becomes stale after "
+                    f"{module.params['stale_after']} s; if that run is dead, remove the directory."
                 ),
                 holder=public(holder),
                 waited=round(time.monotonic() - started, 1),
@@ -212,6 +218,7 @@ def main() -> None:
             token=dict(type="str", required=True, no_log=False),
             holder=dict(type="dict", default={}),
             wait_timeout=dict(type="int", default=0),
+            wait_timeout_name=dict(type="str", default="deploy_lock_timeout"),
             stale_after=dict(type="int", default=3600),
             force=dict(type="bool", default=False),
         ),

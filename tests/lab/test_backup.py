@@ -48,7 +48,22 @@ def test_backup_is_verified_published_with_its_manifest(seeded):
     mode = lab_exec("db1", "stat", "-c", "%a %U", f"{BACKUP_DIR}/journal-t1.dump").stdout.split()
     assert mode == ["600", "postgres"]
     assert lab_exec("db1", "readlink", f"{BACKUP_DIR}/latest").stdout.strip() == "journal-t1.dump"
+    assert lab_exec("db1", "readlink", f"{BACKUP_DIR}/latest.json").stdout.strip() == "journal-t1.json"
     assert '"backup_id": "t1"' in result.stdout  # set_stats, as CI and AWX read it
+    assert '"backup_verified": "content"' in result.stdout
+    # Verified while pg_dump wrote it (custom format, level content): no second pass.
+    assert data["verification"]["during_dump"] is True and data["verification"]["pg_restore_read"] is True
+    assert data["verification"]["rows"] == sum(data["tables"].values())
+    assert lab_exec("db1", "test", "-e", f"{BACKUP_DIR}/.lock", check=False).returncode == 1  # released
+
+
+def test_other_levels_are_verified_by_pg_dump_verify_before_publishing(seeded):
+    result, _ = ansible_playbook("backup.yml", "-e", "backup_id=t-read", "-e", "backup_verify_level=read")
+    assert result.returncode == 0, result.stdout[-5000:]
+    data = manifest("journal-t-read.json")
+    assert data["verified"] is True and data["verification"]["level"] == "read"
+    assert "during_dump" not in data["verification"] and data["verification"]["duration"]["read"] >= 0
+    assert '"backup_verified": "read"' in result.stdout
 
 
 def test_a_failed_backup_leaves_nothing_and_rotates_nothing(seeded):
@@ -68,12 +83,16 @@ def test_a_failed_backup_leaves_nothing_and_rotates_nothing(seeded):
 
 
 def test_a_held_lock_is_refused_naming_its_holder(seeded):
+    holder = {"user": "someone", "controller": "elsewhere", "since": "2026-11-29T03:00:00Z", "release": "r7",
+              "action": "backup x of journal", "token": "theirs"}  # fmt: skip
     lab_exec("db1", "mkdir", f"{BACKUP_DIR}/.lock")
-    lab_exec("db1", "sh", "-c", f"echo 'backup x started by someone' > {BACKUP_DIR}/.lock/holder")
+    lab_exec("db1", "sh", "-c", f"echo '{json.dumps(holder)}' > {BACKUP_DIR}/.lock/holder.json")
     try:
         result, _ = ansible_playbook("backup.yml", "-e", "backup_id=t-locked")
+        # The held lock is left as it was: it is not this run's to release.
+        assert json.loads(lab_exec("db1", "cat", f"{BACKUP_DIR}/.lock/holder.json").stdout) == holder
     finally:
         lab_exec("db1", "rm", "-rf", f"{BACKUP_DIR}/.lock")
     assert result.returncode != 0
-    assert "backup x started by someone" in result.stdout
+    assert "someone@elsewhere since 2026-11-29T03:00:00Z (release r7, backup x of journal)" in result.stdout
     assert "journal-t-locked.dump" not in backup_files()

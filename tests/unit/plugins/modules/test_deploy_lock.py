@@ -64,3 +64,13 @@ def test_check_mode_touches_nothing(tmp_path):
     lock = tmp_path / "lock"
     result = run_module("deploy_lock", {"path": str(lock), "token": "run-a"}, check_mode=True)
     assert result.changed and not lock.exists()
+
+
+def test_the_refusal_names_the_variable_that_sets_the_wait(tmp_path):
+    lock = tmp_path / "lock"
+    take(lock, "run-a")
+    waited = take(lock, "run-b", wait_timeout=1, wait_timeout_name="backup_lock_wait")
+    assert waited.failed and "Waited 1 s (backup_lock_wait)." in waited.msg
+    at_once = take(lock, "run-b")
+    assert at_once.failed and "Waited" not in at_once.msg
+    assert at_once.msg.startswith(f"Another run holds the lock {lock}: alice@ci-3 since ")
