@@ -7,8 +7,8 @@ module: pg_backup_dump
 short_description: Dump a PostgreSQL database with exact row counts taken in the same snapshot
 version_added: 0.1.0
 description:
-  - Opens a repeatable-read, read-only transaction, exports its snapshot, counts the rows of every
-    table inside it, and runs C(pg_dump --snapshot) on that snapshot, so the counts describe exactly
+  - Opens a repeatable-read, read-only transaction, exports its snapshot, and counts the rows of every
+    table inside it while C(pg_dump --snapshot) dumps that snapshot, so the counts describe exactly
     the data in the dump (they are what M(opsbook.webstack.pg_dump_verify) compares at its C(content) level).
   - Writes the dump to O(dest), which must not exist. On failure, whatever was written is removed.
   - With O(verify=content) (custom format), the dump is verified while it is written: every data
@@ -160,6 +160,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import traceback
 
@@ -249,9 +250,37 @@ def _read_back(fh) -> str:
     return fh.read().decode("utf-8", "replace")
 
 
-def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts: dict) -> tuple:
+class SnapshotCounter(threading.Thread):
+    """count(*) of every table on the cursor of the transaction that exported the snapshot, in a
+    thread, so counting overlaps the dump; counts() waits and returns them (or raises)."""
+
+    def __init__(self, cur) -> None:
+        super().__init__(daemon=True)
+        self.cur = cur
+        self.tables: dict = {}
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.cur.execute(TABLES_SQL)
+            for schema, name in self.cur.fetchall():
+                # Identifiers from the catalog, quoted: not user input.
+                self.cur.execute(f"SELECT count(*) FROM {quote_ident(schema)}.{quote_ident(name)}")  # noqa: S608
+                self.tables[f"{schema}.{name}"] = self.cur.fetchone()[0]
+        except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
+            self.error = exc
+
+    def counts(self) -> dict:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.tables
+
+
+def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) -> tuple:
     """Run pg_dump while reading its output (module_utils.pg_archive.CustomArchive.follow) and
-    feeding the same bytes to pg_restore -f /dev/null. Returns (pg_dump's exit status, or None
+    feeding the same bytes to pg_restore -f /dev/null; counts_of() gives the snapshot's counts
+    (waiting for them). Returns (pg_dump's exit status, or None
     when it was stopped because its output failed; its stderr; the verification dict; the
     VerifyError or None). A pg_dump that failed on its own is reported as such by the caller."""
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as read_err:
@@ -295,6 +324,7 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts: dic
     try:
         final = live.check_finished()
         tables = final.tables()
+        counts = counts_of()
         mismatches = compare_counts(tables, counts)
         extra = sorted(set(tables) - set(counts))
         if mismatches:
@@ -371,12 +401,9 @@ def main() -> None:
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
         snapshot, server_version = cur.fetchone()
-        cur.execute(TABLES_SQL)
-        tables = {}
-        for schema, name in cur.fetchall():
-            # Identifiers from the catalog, quoted: not user input.
-            cur.execute(f"SELECT count(*) FROM {quote_ident(schema)}.{quote_ident(name)}")  # noqa: S608
-            tables[f"{schema}.{name}"] = cur.fetchone()[0]
+        # The counts run in the exporting transaction while pg_dump reads the same snapshot.
+        counter = SnapshotCounter(cur)
+        counter.start()
         env = dict(os.environ)
         env.update({"PGDATABASE": p["database"], "PGPORT": str(p["login_port"])})
         if p["login_host"]:
@@ -391,10 +418,10 @@ def main() -> None:
             argv += ["--jobs", str(p["jobs"])]
         if p["verify"] == "content":
             pg_restore = os.path.join(os.path.dirname(pg_dump), "pg_restore")
-            rc, stderr, verification, error = dump_verified(argv, env, p["dest"], pg_restore, tables)
+            rc, stderr, verification, error = dump_verified(argv, env, p["dest"], pg_restore, counter.counts)
             result["verification"] = verification
         else:
-            dump = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+            dump = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace", check=False)  # noqa: S603
             rc, stderr, error = dump.returncode, dump.stderr, None
         if rc not in (0, None):
             remove(p["dest"])
@@ -407,6 +434,7 @@ def main() -> None:
                 f"{error.message}. It was removed.",
                 **result,
             )
+        tables = counter.counts()
         version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
         cur.execute("ROLLBACK")
     except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
