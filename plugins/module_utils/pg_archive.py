@@ -166,6 +166,9 @@ class Manifest:
     format: str | None = None
     database: str | None = None
     size: int | None = None
+    # The level the backup was verified at when it was taken ("verified": true and
+    # "verification": {"level": ...}, as the backup role writes them), or None.
+    verified_level: str | None = None
 
 
 def table_key(namespace: str | None, name: str | None) -> str:
@@ -525,6 +528,7 @@ class Archive:
         self.toc: list = []
         self.members: list = []
         self.size = 0
+        self._sha256: str | None = None
 
     # header() -> Header; structure() -> [Member]; read() -> [Member] with rows and sizes.
 
@@ -540,7 +544,9 @@ class Archive:
         return sum(m.data_bytes for m in self.members)
 
     def sha256(self) -> str:
-        return file_sha256(self.path)
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
 
 
 class CustomArchive(Archive):
@@ -800,7 +806,9 @@ class DirectoryArchive(Archive):
         return members
 
     def sha256(self) -> str:
-        return directory_sha256(self.path)
+        if self._sha256 is None:
+            self._sha256 = directory_sha256(self.path)
+        return self._sha256
 
 
 class TarArchive(Archive):
@@ -1422,6 +1430,9 @@ def load_manifest(path: str) -> Manifest:
         if isinstance(data["size"], bool) or not isinstance(data["size"], int):
             raise VerifyError("manifest_invalid", f"manifest {path}: size must be an integer (bytes)")
         manifest.size = data["size"]
+    verification = data.get("verification")
+    if data.get("verified") is True and isinstance(verification, dict) and verification.get("level") in LEVELS:
+        manifest.verified_level = verification["level"]
     return manifest
 
 

@@ -134,6 +134,18 @@ options:
         never collide. Lowercase letters, digits and underscores, at most 30 characters.
     type: str
     default: pg_dump_verify
+  trust_manifest_verification:
+    description:
+      - When the O(manifest) records that the backup was verified when it was taken (C(verified) true,
+        C(verification.level) C(read), C(content) or C(restore), as the backup role writes it) and the
+        archive's sha256 equals the manifest's, the C(read) level is met by that record instead of a
+        second pass that decompresses everything; the rows per table are the manifest's. The file is
+        then bit for bit the one that was read and counted. A different sha256 fails the C(read)
+        level (C(checksum_mismatch)). Without such a record the archive is read as usual.
+      - Meant for restore drills (level C(restore)), where the test restore reads every data item
+        anyway and its row counts are compared with the manifest.
+    type: bool
+    default: false
   restore_jobs:
     description:
       - Parallel jobs for C(pg_restore -j) at the C(restore) level (custom and directory formats), and
@@ -381,6 +393,13 @@ mismatches:
   type: list
   elements: dict
   sample: [{table: public.orders, expected: 4001, actual: 4000}]
+read_from_manifest:
+  description:
+    - With O(trust_manifest_verification), the manifest whose record of an earlier verification
+      met the C(read) level.
+  returned: when the read level was met by the manifest
+  type: dict
+  sample: {manifest: /var/backups/opsbook/journal/journal-20261129T030000Z.json, verified_level: content}
 restore:
   description: The test restore.
   returned: when the restore level ran
@@ -635,7 +654,38 @@ class Verification:
         for command in getattr(self.archive, "meta_commands", [])[:5]:
             self.module.warn(f"{self.params['path']} contains the psql meta-command {command}")
 
+    def _vouched_by_manifest(self) -> bool:
+        manifest = self.manifest
+        return bool(
+            self.params["trust_manifest_verification"]
+            and manifest
+            and manifest.sha256
+            and manifest.tables
+            and manifest.verified_level in ("read", "content", "restore")
+            and self.expected_sha256 == manifest.sha256
+            and {m.name for m in self.archive.members if m.is_table} == set(manifest.tables)
+        )
+
+    def _read_from_manifest(self) -> None:
+        """The read level met by the manifest's record of an earlier verification: same sha256."""
+        manifest = self.manifest
+        sha256 = self.archive.sha256()
+        if sha256 != manifest.sha256:
+            raise VerifyError(
+                "checksum_mismatch",
+                f"the sha256 of {self.params['path']} is {sha256}, but manifest {manifest.path} expects "
+                f"{manifest.sha256}: the file changed since it was verified",
+            )
+        for member in self.archive.members:
+            if member.is_table:
+                member.rows = manifest.tables[member.name]
+        self.result["tables"] = self.archive.tables()
+        self.result["read_from_manifest"] = {"manifest": manifest.path, "verified_level": manifest.verified_level}
+
     def _level_read(self) -> None:
+        if self._vouched_by_manifest():
+            self._read_from_manifest()
+            return
         # pg_restore reads the archive on another core while Python decompresses it here; both must pass.
         outcome: dict = {}
         reader = None
@@ -1057,6 +1107,7 @@ def main() -> None:
             connect_timeout=dict(type="int", default=10),
             scratch_db_prefix=dict(type="str", default="pg_dump_verify"),
             restore_jobs=dict(type="int", default=1),
+            trust_manifest_verification=dict(type="bool", default=False),
             restore_no_owner=dict(type="bool", default=True),
             timeout=dict(type="int", default=3600),
         ),

@@ -225,6 +225,40 @@ def test_damaged_sql_in_the_toc_fails_restore_with_a_message_ansible_can_carry(d
     assert fx.scratch_databases(postgres_server) == []
 
 
+VERIFIED = {"verified": True, "verification": {"level": "content", "during_dump": True}}
+
+
+@pytest.mark.parametrize("kind", ["custom", "directory"])
+def test_a_manifest_that_records_a_verification_meets_the_read_level_when_the_sha256_matches(
+    dumps, postgres_server, tmp_path, kind
+):
+    manifest = dumps.manifest(kind, tmp_path, **VERIFIED)
+    args = {"manifest": str(manifest), "restore_jobs": 2, **fx.login_args(postgres_server)}
+    run = verify(dumps.files[kind], "restore", trust_manifest_verification=True, **args)
+    assert not run.failed, run.msg
+    assert run["read_from_manifest"] == {"manifest": str(manifest), "verified_level": "content"}
+    assert run["levels_passed"] == ["header", "structure", "read", "content", "restore"]
+    assert run["tables"] == dumps.counts and run["restore"]["tables"] == dumps.counts
+    assert run["verified"]["sha256"] is True
+    # Without the option, or without a recorded verification, the archive is read as always.
+    assert "read_from_manifest" not in verify(dumps.files[kind], "restore", **args).result
+    plain = dumps.manifest(kind, tmp_path)
+    run = verify(dumps.files[kind], "restore", trust_manifest_verification=True, **{**args, "manifest": str(plain)})
+    assert not run.failed and "read_from_manifest" not in run.result
+    assert fx.scratch_databases(postgres_server) == []
+
+
+def test_a_trusted_manifest_does_not_cover_a_changed_file(dumps, postgres_server, tmp_path):
+    manifest = dumps.manifest("custom", tmp_path, **VERIFIED)
+    path = dumps.copy("custom", tmp_path)
+    orders = next(m for m in open_archive(str(path)).structure() if m.name == "public.orders")
+    fx.flip_byte(path, orders.offset + 1 + 5 + 5 + 200)
+    args = {"manifest": str(manifest), "trust_manifest_verification": True, **fx.login_args(postgres_server)}
+    run = verify(path, "restore", **args)
+    assert_failed(run, "read", "checksum_mismatch", "the file changed since it was verified")
+    assert fx.scratch_databases(postgres_server) == []
+
+
 def test_changed_byte_in_uncompressed_archive_is_caught_only_by_sha256(dumps, postgres_server, tmp_path):
     manifest = dumps.manifest("custom_z0", tmp_path)
     path = dumps.copy("custom_z0", tmp_path)
