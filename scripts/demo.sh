@@ -60,7 +60,8 @@ import json, sys
 m = json.load(sys.stdin)
 print(f"   id {m['id']}: {m['file']}, {m['size']} bytes, sha256 {m['sha256'][:16]}...")
 rows = sum(m["tables"].values())
-print(f"   verified at level {m['verification']['level']}; {len(m['tables'])} tables, {rows} rows; release {m['release']}")
+during = " while pg_dump wrote it" if m["verification"].get("during_dump") else ""
+print(f"   verified at level {m['verification']['level']}{during}; {len(m['tables'])} tables, {rows} rows; release {m['release']}")
 print("   with " + ", ".join(f"{k} ({v['size']} bytes)" for k, v in sorted(m.get("files", {}).items())))
 PY
 )"
