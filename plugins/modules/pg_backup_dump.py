@@ -11,7 +11,7 @@ description:
     table inside it while C(pg_dump --snapshot) dumps that snapshot, so the counts describe exactly
     the data in the dump (they are what M(opsbook.webstack.pg_dump_verify) compares at its C(content) level).
   - Writes the dump to O(dest), which must not exist. On failure, whatever was written is removed.
-  - With O(verify=content) (custom format), the dump is verified while it is written: every data
+  - With O(verify=content) (custom format), the dump is verified while it is written. Every data
     block is read and decompressed as pg_dump writes it, its rows counted and compared with the
     snapshot's counts, and the same bytes are fed to C(pg_restore -f /dev/null), which must read
     them without a complaint; once pg_dump has finished, the rewritten TOC is checked against every
