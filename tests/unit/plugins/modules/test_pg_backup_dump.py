@@ -165,23 +165,31 @@ def fake_bin(database, tmp_path, source):
     return str(bin_dir)
 
 
-@pytest.fixture
-def good_archive(database, tmp_path):
-    """A real dump of the test database, taken now (the counts the module takes will match it)."""
-    path = tmp_path / "good.dump"
+def real_dump(database, dbname, path):
+    """pg_dump -Fc of dbname, made by the real pg_dump of the test server."""
     subprocess.run(
         [database.bin("pg_dump"), "-Fc", "-f", path, "-h", database.host, "-p", str(database.port),
-         "-U", database.user, DB],
+         "-U", database.user, dbname],
         check=True, env={"PGPASSWORD": database.password},
     )  # fmt: skip
     return path
 
 
+def dump_through_fake(database, tmp_path, source):
+    """pg_backup_dump with verify=content whose pg_dump writes source slowly; (result, dest)."""
+    dest = tmp_path / "out.dump"
+    fake = fake_bin(database, tmp_path, source)
+    return run_module("pg_backup_dump", args(database, dest, verify="content", bin_dir=fake)), dest
+
+
+@pytest.fixture
+def good_archive(database, tmp_path):
+    """A real dump of the test database, taken now (the counts the module takes will match it)."""
+    return real_dump(database, DB, tmp_path / "good.dump")
+
+
 def test_verify_content_follows_a_file_that_grows_in_pieces(database, tmp_path, good_archive):
-    dest = tmp_path / "slow.dump"
-    result = run_module(
-        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, good_archive))
-    )
+    result, dest = dump_through_fake(database, tmp_path, good_archive)
     assert not result.failed, result.msg
     assert result["verification"]["rows"] == sum(result["tables"].values())
     assert dest.read_bytes() == good_archive.read_bytes()
@@ -197,10 +205,7 @@ def corrupt_copy(source, tmp_path, name, change):
 
 def test_verify_content_removes_a_dump_cut_short(database, tmp_path, good_archive):
     cut = corrupt_copy(good_archive, tmp_path, "cut.dump", lambda d: d.__delitem__(slice(len(d) // 2, None)))
-    dest = tmp_path / "out.dump"
-    result = run_module(
-        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, cut))
-    )
+    result, dest = dump_through_fake(database, tmp_path, cut)
     assert result.failed
     assert result["verification"]["reason"] == "truncated", result.msg
     assert "failed verification while it was written" in result.msg and "It was removed" in result.msg
@@ -217,10 +222,7 @@ def test_verify_content_removes_a_dump_with_a_flipped_byte(database, tmp_path, g
         data[member.offset + member.stored_bytes // 2] ^= 0xFF
 
     bad = corrupt_copy(good_archive, tmp_path, "flip.dump", flip)
-    dest = tmp_path / "out.dump"
-    result = run_module(
-        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, bad))
-    )
+    result, dest = dump_through_fake(database, tmp_path, bad)
     assert result.failed, result.data
     assert result["verification"].get("reason") in ("decompression_error", "truncated", "corrupt"), result.msg
     assert not dest.exists()
@@ -232,16 +234,7 @@ def test_verify_content_refuses_a_dump_whose_rows_differ_from_the_snapshot(datab
     database.execute(
         "CREATE TABLE public.article (id int); INSERT INTO public.article SELECT generate_series(1, 5)", dbname=other
     )
-    path = tmp_path / "other.dump"
-    subprocess.run(
-        [database.bin("pg_dump"), "-Fc", "-f", path, "-h", database.host, "-p", str(database.port),
-         "-U", database.user, other],
-        check=True, env={"PGPASSWORD": database.password},
-    )  # fmt: skip
-    dest = tmp_path / "out.dump"
-    result = run_module(
-        "pg_backup_dump", args(database, dest, verify="content", bin_dir=fake_bin(database, tmp_path, path))
-    )
+    result, dest = dump_through_fake(database, tmp_path, real_dump(database, other, tmp_path / "other.dump"))
     assert result.failed
     assert result["verification"]["reason"] == "row_count_mismatch", result.msg
     assert "public.article: expected" in result.msg and "found 5 rows" in result.msg
