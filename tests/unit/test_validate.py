@@ -196,6 +196,31 @@ CASES = [
         expect=(r"app_workers declares \S+, \S+ as celery-beat: beat must run exactly once",),
     ),
     Case(
+        "removed_variable_set",
+        "a variable a later release removed is still set: the message names its replacement",
+        mutations=(
+            edit_vars(
+                "app.yml", lambda d: d.update(validate_removed_variables=[{"name": "app_port", "use": "app_http_port"}])
+            ),
+            edit_vars("app.yml", lambda d: d.update(app_port=8000)),
+        ),
+        expect=(r"Variable 'app_port' is no longer read; use 'app_http_port' instead",),
+    ),
+    Case(
+        "several_problems_at_once",
+        "a bad app_name, a worker of kind cron and two beats are all reported in one run",
+        mutations=(
+            edit_vars("app.yml", lambda d: d.update(app_name="Journal")),
+            edit_vars("app.yml", lambda d: d["app_workers"].append({"name": "nightly", "kind": "cron"})),
+            edit_vars("app.yml", lambda d: d["app_workers"].append({"name": "beat2", "kind": "celery-beat"})),
+        ),
+        expect=(
+            r"app_name \(Journal\) and app_user \(\S+\) must be lower-case names",
+            r"app_workers item nightly \(kind cron\) is invalid",
+            r"app_workers declares \S+, beat2 as celery-beat",
+        ),
+    ),
+    Case(
         "provision_missing_group",
         "provision.yml with group db missing stops in validation, before the provision play",
         playbook="provision.yml",
