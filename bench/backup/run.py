@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -174,12 +175,22 @@ def ensure_database(db: str, target_mb: int) -> dict:
 
 
 def playbook(name: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"}
     cmd = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", f"playbooks/{name}", *extra]
     seconds, result = timed(subprocess.run, cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=3600)
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     return seconds, result
+
+
+PROFILE_LINE = re.compile(r"^(?P<task>.+?) -{2,} (?P<seconds>[0-9.]+)s$")
+
+
+def task_profile(stdout: str, top: int = 12) -> dict:
+    """The slowest tasks from profile_tasks' TASKS RECAP (ansible.cfg enables it), and their count."""
+    recap = stdout.split("TASKS RECAP", 1)[-1]
+    tasks = [(m["task"].strip(), float(m["seconds"])) for m in map(PROFILE_LINE.match, recap.splitlines()) if m]
+    return {"tasks_listed": len(tasks), "slowest": dict(tasks[:top]), "sum_s": round(sum(t for _, t in tasks), 2)}
 
 
 def adhoc_verify(path: str, manifest: str, level: str) -> tuple[float, dict]:
@@ -214,7 +225,7 @@ def bench_backup(db: str, bid: str) -> dict:
     db_exec("rm", "-f", raw_path)
     raw_s, _ = timed(db_exec, "pg_dump", "-Fc", "-f", raw_path, db)
     raw_bytes = int(db_exec("stat", "-c", "%s", raw_path).stdout)
-    ours_s, _ = playbook(
+    ours_s, ours = playbook(
         "backup.yml", "-e", f"backup_id={bid}", "-e", f"backup_database={db}", "-e", f"backup_dir={BENCH_DIR}/{db}",
         "-e", json.dumps({"backup_retention": {"keep_last": 1}, "backup_media": False, "backup_config": False}),
     )  # fmt: skip
@@ -230,6 +241,7 @@ def bench_backup(db: str, bid: str) -> dict:
         or {"after_dump": manifest.get("verification", {}).get("seconds_after_dump")},
         "ours_verified_during_dump": bool(manifest.get("verification", {}).get("during_dump")),
         "ratio": round(ours_s / raw_s, 3),
+        "ours_profile": task_profile(ours.stdout),
         "raw_path": raw_path,
         "manifest": f"{BENCH_DIR}/{db}/journal-{bid}.json",
         "path": f"{BENCH_DIR}/{db}/{manifest['file']}",
@@ -247,11 +259,16 @@ def bench_restore(db: str, backup: dict) -> dict:
 
     raw_s, _ = timed(raw)
     db_exec("dropdb", scratch)
-    ours_s, _ = playbook(
+    ours_s, ours = playbook(
         "restore.yml", "-e", "restore_mode=drill", "-e", f"restore_backup={backup['id']}",
         "-e", f"restore_backup_dir={BENCH_DIR}/{db}", "-e", f"restore_database={db}",
     )  # fmt: skip
-    return {"raw_pg_restore_j2_s": raw_s, "ours_drill_s": ours_s, "ratio": round(ours_s / raw_s, 3)}
+    return {
+        "raw_pg_restore_j2_s": raw_s,
+        "ours_drill_s": ours_s,
+        "ratio": round(ours_s / raw_s, 3),
+        "ours_profile": task_profile(ours.stdout),
+    }
 
 
 def bench_levels(backup: dict, levels: list[str]) -> dict:

@@ -49,6 +49,14 @@ options:
     type: str
     choices: [none, content]
     default: none
+  migrations:
+    description:
+      - V(django) reads the applied migrations per app from C(public.django_migrations) in the
+        dump's snapshot, so the manifest records the schema state of exactly the data dumped
+        (an empty list when the database has no such table). V(none) reads nothing.
+    type: str
+    choices: [none, django]
+    default: none
   login_host:
     description: Host or socket directory; empty for the default socket.
     type: str
@@ -108,6 +116,12 @@ compression:
   returned: always
   type: int
   sample: 6
+migrations:
+  description: Applied migrations per app in the dump's snapshot (O(migrations=django)); empty otherwise.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"app": "articles", "latest": "0002_article_summary", "applied": 2}]
 snapshot:
   description: Exported snapshot id the counts and the dump share.
   returned: success, not in check mode
@@ -277,6 +291,15 @@ class SnapshotCounter(threading.Thread):
         return self.tables
 
 
+def read_migrations(cur) -> list:
+    """Applied Django migrations per app, on the cursor of the snapshot's transaction."""
+    cur.execute("SELECT to_regclass('public.django_migrations') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute("SELECT app, max(name), count(*) FROM public.django_migrations GROUP BY app ORDER BY app")
+    return [{"app": app, "latest": latest, "applied": applied} for app, latest, applied in cur.fetchall()]
+
+
 def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) -> tuple:
     """Run pg_dump while reading its output (module_utils.pg_archive.CustomArchive.follow) and
     feeding the same bytes to pg_restore -f /dev/null; counts_of() gives the snapshot's counts
@@ -366,6 +389,7 @@ def main() -> None:
             "jobs": {"type": "int", "default": 1},
             "compress": {"type": "int", "default": 6},
             "verify": {"type": "str", "choices": ["none", "content"], "default": "none"},
+            "migrations": {"type": "str", "choices": ["none", "django"], "default": "none"},
             "login_host": {"type": "str", "default": ""},
             "login_port": {"type": "int", "default": 5432},
             "login_user": {"type": "str", "default": ""},
@@ -435,6 +459,7 @@ def main() -> None:
                 **result,
             )
         tables = counter.counts()
+        migrations = read_migrations(cur) if p["migrations"] == "django" else []
         version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
         cur.execute("ROLLBACK")
     except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
@@ -452,6 +477,7 @@ def main() -> None:
     result.update(
         snapshot=snapshot,
         tables=tables,
+        migrations=migrations,
         size=size,
         sha256=directory_sha256(p["dest"]) if is_dir else file_sha256(p["dest"]),
         server_version=server_version.split()[0],

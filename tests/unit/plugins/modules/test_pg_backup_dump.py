@@ -239,3 +239,55 @@ def test_verify_content_refuses_a_dump_whose_rows_differ_from_the_snapshot(datab
     assert result["verification"]["reason"] == "row_count_mismatch", result.msg
     assert "public.article: expected" in result.msg and "found 5 rows" in result.msg
     assert not dest.exists()
+
+
+def test_migrations_are_read_in_the_dumps_snapshot(database, tmp_path):
+    """migrations=django: the applied migrations of exactly the data dumped, even while one is applied."""
+    name = "backup_dump_migrations"
+    database.create_database(name)
+    database.execute(
+        "CREATE TABLE public.django_migrations (id serial PRIMARY KEY, app text, name text, applied timestamptz);"
+        "INSERT INTO public.django_migrations (app, name, applied) VALUES"
+        " ('articles', '0001_initial', now()), ('articles', '0002_article_summary', now()),"
+        " ('auth', '0001_initial', now());"
+        "CREATE TABLE public.filler AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 20000) g;",
+        dbname=name,
+    )
+    stop = threading.Event()
+
+    def migrate():
+        n = 3
+        while not stop.is_set():
+            database.execute(
+                f"INSERT INTO public.django_migrations (app, name, applied) VALUES ('articles', '{n:04d}_late', now())",
+                dbname=name,
+            )
+            n += 1
+
+    thread = threading.Thread(target=migrate, daemon=True)
+    thread.start()
+    try:
+        result = run_module(
+            "pg_backup_dump", {**args(database, tmp_path / "m.dump", migrations="django"), "database": name}
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not result.failed, result.msg
+    applied = {entry["app"]: entry for entry in result["migrations"]}
+    assert applied["auth"] == {"app": "auth", "latest": "0001_initial", "applied": 1}
+    assert applied["articles"]["applied"] == result["tables"]["public.django_migrations"] - 1
+    sql = subprocess.run(
+        [database.bin("pg_restore"), "-f", "-", "-t", "django_migrations", tmp_path / "m.dump"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    rows = [line.split("\t") for line in sql.split("FROM stdin;\n", 1)[1].split("\\.\n", 1)[0].splitlines()]
+    in_dump = sorted(r[2] for r in rows if r[1] == "articles")
+    assert applied["articles"]["latest"] == in_dump[-1] and applied["articles"]["applied"] == len(in_dump)
+    assert database.execute("SELECT count(*) FROM public.django_migrations", dbname=name)[0][0] > len(rows)
+
+
+def test_migrations_of_a_database_without_django_are_empty(database, tmp_path):
+    result = run_module("pg_backup_dump", args(database, tmp_path / "n.dump", migrations="django"))
+    assert not result.failed and result["migrations"] == []
+    assert run_module("pg_backup_dump", args(database, tmp_path / "o.dump"))["migrations"] == []

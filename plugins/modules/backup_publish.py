@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: backup_publish
+short_description: Write a verified backup's manifest and publish it with atomic renames
+version_added: "0.1.0"
+description:
+  - The last step of the backup role, in one call on the database host. The dump and the
+    archives were written under temporary names in O(path); this module checks that each
+    media or configuration archive decompresses whole, takes its size and sha256, writes the
+    manifest (O(manifest) plus C(files)) under a temporary name, then renames the archives,
+    the dump and the manifest (last, as a manifest marks a complete backup) to their published
+    names, and replaces the C(latest) and C(latest.json) links by a rename each.
+  - Every rename is atomic on its own. A failure before the renames leaves the temporary
+    files for the caller to remove (the backup role's rescue does) and publishes nothing.
+  - Published names and temporary names must be plain file names inside O(path).
+  - The manifest is written as C(.tmp-<id>.json) beside the dump's temporary name
+    C(.tmp-<id>.<ext>) first, mode 0600, owned by O(owner) when that is set; the dump and
+    the archives keep their modes.
+author: opsbook engineers
+options:
+  path:
+    description: Directory of the published backups (the backup role's C(backup_dir)).
+    type: path
+    required: true
+  dump:
+    description: Temporary name of the dump (a file, or a directory-format dump's directory) in O(path).
+    type: str
+    required: true
+  name:
+    description: Published name of the dump; the manifest is published as C(<name without extension>.json).
+    type: str
+    required: true
+  manifest:
+    description:
+      - The manifest to write (id, app, time, database, tables, sha256, verification...).
+        Its C(file) is set to O(name) and its C(files) to the archives' entries.
+    type: dict
+    required: true
+  archives:
+    description: Media and configuration archives to publish with the dump, gzip-compressed tar files.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Key of the archive under C(files) in the manifest (C(media), C(config-app1)).
+        type: str
+        required: true
+      src:
+        description: Its temporary name in O(path).
+        type: str
+        required: true
+      dest:
+        description: Its published name in O(path).
+        type: str
+        required: true
+  owner:
+    description: Owner (and group) of the manifest and links; the current user when empty.
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be published; nothing is read, written or renamed.
+"""
+
+EXAMPLES = r"""
+- name: Publish backup 20261129T030000Z of journal
+  opsbook.webstack.backup_publish:
+    path: /var/backups/opsbook/journal
+    dump: .tmp-20261129T030000Z.dump
+    name: journal-20261129T030000Z.dump
+    manifest: "{{ manifest_data }}"
+    archives:
+      - {name: media, src: .tmp-20261129T030000Z-media.tar.gz, dest: journal-20261129T030000Z-media.tar.gz}
+    owner: postgres
+"""
+
+RETURN = r"""
+manifest:
+  description: The manifest as written.
+  returned: success
+  type: dict
+published:
+  description: Published paths in the order they were renamed, the manifest last.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import zlib
+
+from ansible.module_utils.basic import AnsibleModule
+
+CHUNK = 1 << 20
+
+
+class PublishError(Exception):
+    pass
+
+
+def plain(path: str, name: str, what: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise PublishError(f"{what} must be a file name inside {path}, got {name!r}; nothing was published")
+    return os.path.join(path, name)
+
+
+def without_extension(name: str) -> str:
+    """journal-20261129T030000Z.dump -> journal-20261129T030000Z; .tmp-x.dir -> .tmp-x."""
+    head, dot, _ = name[1:].rpartition(".")
+    return name[0] + head if dot else name
+
+
+def archive_entry(path: str, name: str) -> dict:
+    """Size and sha256 of a gzip archive that decompresses whole (gzip -t's check, in one read)."""
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as raw:
+            inflate = zlib.decompressobj(wbits=31)  # gzip framing; its CRC and length are checked at the end
+            while chunk := raw.read(CHUNK):
+                sha.update(chunk)
+                size += len(chunk)
+                data = chunk
+                while data:
+                    inflate.decompress(data, CHUNK)
+                    data = inflate.unconsumed_tail
+                    if inflate.eof and inflate.unused_data:
+                        # A further gzip member (concatenated streams are valid gzip).
+                        data = inflate.unused_data
+                        inflate = zlib.decompressobj(wbits=31)
+            if not inflate.eof:
+                raise PublishError(
+                    f"the {name} archive {path} is truncated (it does not decompress whole); nothing was published"
+                )
+    except (OSError, zlib.error) as exc:
+        raise PublishError(
+            f"the {name} archive {path} does not decompress whole: {exc}; nothing was published"
+        ) from None
+    return {"file": "", "size": size, "sha256": sha.hexdigest()}
+
+
+def write_private(target: str, text: str, owner: tuple | None) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(target, 0o600)
+    if owner:
+        os.chown(target, *owner)
+
+
+def relink(path: str, link: str, target: str, owner: tuple | None) -> None:
+    tmp = os.path.join(path, f".{link}.tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    if owner:
+        os.lchown(tmp, *owner)
+    os.replace(tmp, os.path.join(path, link))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            dump=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            manifest=dict(type="dict", required=True),
+            archives=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    name=dict(type="str", required=True),
+                    src=dict(type="str", required=True),
+                    dest=dict(type="str", required=True),
+                ),
+            ),
+            owner=dict(type="str", default=""),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    path = p["path"]
+    published: list[str] = []
+    try:
+        dump = plain(path, p["dump"], "dump")
+        final = plain(path, p["name"], "name")
+        manifest_path = os.path.join(path, without_extension(p["name"]) + ".json")
+        moves = [
+            (plain(path, a["src"], "archives.src"), plain(path, a["dest"], "archives.dest")) for a in p["archives"]
+        ]
+        if not os.path.lexists(dump):
+            raise PublishError(f"the dump {dump} does not exist; nothing was published")
+        owner = None
+        if p["owner"]:
+            try:
+                user = pwd.getpwnam(p["owner"])
+                owner = (user.pw_uid, grp.getgrgid(user.pw_gid).gr_gid)
+            except KeyError:
+                raise PublishError(f"owner {p['owner']!r} is not a user of this host; nothing was published") from None
+        if module.check_mode:
+            would = [dest for _, dest in moves] + [final, manifest_path]
+            module.exit_json(changed=True, published=would)
+
+        files = {}
+        for archive, (src, _dest) in zip(p["archives"], moves, strict=True):
+            entry = archive_entry(src, archive["name"])
+            entry["file"] = archive["dest"]
+            files[archive["name"]] = entry
+        manifest = dict(p["manifest"], file=p["name"], files=files)
+        tmp_manifest = os.path.join(path, without_extension(p["dump"]) + ".json")
+        write_private(tmp_manifest, json.dumps(manifest, indent=4, sort_keys=True) + "\n", owner)
+    except PublishError as exc:
+        module.fail_json(msg=str(exc), published=published)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"could not prepare the backup for publication: {exc}; nothing was published", published=published
+        )
+
+    try:
+        for src, dest in [*moves, (dump, final), (tmp_manifest, manifest_path)]:
+            os.replace(src, dest)
+            published.append(dest)
+        relink(path, "latest", p["name"], owner)
+        relink(path, "latest.json", os.path.basename(manifest_path), owner)
+        dir_fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        module.fail_json(msg=f"publishing stopped at {exc.filename}: {exc.strerror}", published=published)
+    module.exit_json(changed=True, manifest=manifest, published=published)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: backup_rotate
+short_description: Rotate an app's published backups in a directory by a retention policy
+version_added: "0.1.0"
+description:
+  - Reads the manifest of every published backup of O(app) in O(path) (files named
+    C(<app>-<id>.json) whose C(app) and C(id) fields agree with the name), plans with the
+    same pure function as the P(opsbook.webstack.retention_plan#filter) filter, and deletes
+    what the plan lets go in one call.
+  - For each backup deleted, its manifest goes first (a manifest marks a complete backup, so
+    an interrupted rotation never leaves a manifest pointing at missing data), then its dump
+    (a file, or a directory-format dump's directory) and the media and configuration archives
+    the manifest lists.
+  - Only names inside O(path) are deleted; a manifest naming a file elsewhere fails the module
+    before anything is deleted, as does a manifest that cannot be read or a bad policy.
+  - The newest verified backup is never deleted; unverified backups never count toward a rule.
+    A policy with no rule keeps everything.
+author: opsbook engineers
+options:
+  path:
+    description: Directory of the published backups (the backup role's C(backup_dir)).
+    type: path
+    required: true
+  app:
+    description: The app whose backups are rotated; the manifests are C(<app>-<id>.json).
+    type: str
+    required: true
+  policy:
+    description:
+      - Retention rules, combined as a union, as the C(backup_retention) variable of the
+        backup role takes them.
+      - C(keep_last), C(keep_days), C(keep_daily), C(keep_weekly), C(keep_monthly).
+    type: dict
+    default: {}
+  policy_name:
+    description: The variable that sets O(policy), named in error messages.
+    type: str
+    default: backup_retention
+  now:
+    description: The time the plan is made at (ISO 8601); the current time when not set.
+    type: str
+  list_only:
+    description:
+      - Only read the manifests and return them all in RV(kept); plan nothing, delete
+        nothing (the off-host copy step uses it when no rotation ran before it).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Plans and reports what would be deleted; nothing is deleted.
+seealso:
+  - plugin: opsbook.webstack.retention_plan
+    plugin_type: filter
+"""
+
+EXAMPLES = r"""
+- name: Keep the last 7 backups and one a month for 6 months
+  opsbook.webstack.backup_rotate:
+    path: /var/backups/opsbook/journal
+    app: journal
+    policy:
+      keep_last: 7
+      keep_monthly: 6
+  register: rotation
+"""
+
+RETURN = r"""
+plan:
+  description: The plan, newest first, with the reasons each backup is kept or deleted.
+  returned: always (empty with O(list_only))
+  type: dict
+  sample:
+    keep: ["20261122T030000Z"]
+    delete: ["20261121T030000Z"]
+    reasons:
+      20261122T030000Z: ["one of the last 1", "the newest verified backup is never deleted"]
+      20261121T030000Z: ["no rule keeps it"]
+deleted:
+  description: Paths deleted (in check mode, the paths that would be), manifests first.
+  returned: always
+  type: list
+  elements: str
+kept:
+  description:
+    - The manifests of the backups kept (in check mode, that a real run would keep), newest
+      first, as read from O(path). The off-host copies use it instead of reading them again.
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: One line for people, naming each backup kept and deleted and why.
+  returned: always
+  type: str
+"""
+
+import json
+import os
+import re
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.retention import RetentionError, plan
+
+
+class RotationError(Exception):
+    pass
+
+
+def read_backups(path: str, app: str) -> dict[str, dict]:
+    """{id: manifest} for every published backup of app in path."""
+    name = re.compile(re.escape(app) + r"-(?P<id>[0-9A-Za-z._-]+)\.json$")
+    backups: dict[str, dict] = {}
+    try:
+        names = sorted(os.listdir(path))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise RotationError(f"cannot list {path}: {exc.strerror}") from None
+    for entry in names:
+        match = name.match(entry)
+        full = os.path.join(path, entry)
+        if not match or os.path.islink(full) or not os.path.isfile(full):
+            continue
+        try:
+            with open(full, encoding="utf-8") as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise RotationError(f"cannot read the manifest {full}: {exc}; nothing was deleted") from None
+        if not isinstance(manifest, dict) or manifest.get("app", app) != app or manifest.get("id") != match["id"]:
+            continue  # another app's backup whose name shares the prefix (journal-bg-...)
+        backups[match["id"]] = manifest
+    return backups
+
+
+def paths_of(path: str, manifest: dict) -> list[str]:
+    """The data files of one backup: its dump, then the archives its manifest lists."""
+    names = [manifest.get("file")] + [entry.get("file") for entry in (manifest.get("files") or {}).values()]
+    out = []
+    for name in names:
+        if not name:
+            continue
+        if "/" in name or name in (".", ".."):
+            raise RotationError(
+                f"the manifest of backup {manifest.get('id')} names {name!r}, which is not a file of {path}; "
+                "nothing was deleted"
+            )
+        out.append(os.path.join(path, name))
+    return out
+
+
+def remove(target: str) -> None:
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target)
+    elif os.path.lexists(target):
+        os.unlink(target)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            app=dict(type="str", required=True),
+            policy=dict(type="dict", default={}),
+            policy_name=dict(type="str", default="backup_retention"),
+            now=dict(type="str"),
+            list_only=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    path, app = module.params["path"], module.params["app"]
+    try:
+        backups = read_backups(path, app)
+        if module.params["list_only"]:
+            listed = sorted(backups.values(), key=lambda m: (str(m.get("time", "")), m["id"]), reverse=True)
+            module.exit_json(
+                changed=False, plan={}, deleted=[], kept=listed, summary=f"{len(listed)} backups of {app} in {path}"
+            )
+        entries = [dict(manifest, id=backup_id) for backup_id, manifest in backups.items()]
+        result = plan(entries, module.params["policy"], module.params["now"])
+        manifests = [os.path.join(path, f"{app}-{backup_id}.json") for backup_id in result["delete"]]
+        data = [p for backup_id in result["delete"] for p in paths_of(path, backups[backup_id])]
+    except RetentionError as exc:
+        module.fail_json(msg=f"{module.params['policy_name']}: {exc}; nothing was deleted")
+    except RotationError as exc:
+        module.fail_json(msg=str(exc))
+
+    deleted = manifests + [p for p in data if os.path.lexists(p)]
+    if not module.check_mode:
+        for target in deleted:
+            try:
+                remove(target)
+            except OSError as exc:
+                module.fail_json(msg=f"rotation could not delete {target}: {exc.strerror}", plan=result)
+
+    verb = "would delete" if module.check_mode else "deleted"
+    parts = [f"{verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
+    parts += [f"kept {i} ({'; '.join(result['reasons'][i])})" for i in result["keep"]]
+    summary = f"rotation of {app} in {path}: " + (", ".join(parts) if parts else "no backups")
+    kept = [backups[backup_id] for backup_id in result["keep"]]
+    module.exit_json(changed=bool(deleted), plan=result, deleted=deleted, kept=kept, summary=summary)
+
+
+if __name__ == "__main__":
+    main()

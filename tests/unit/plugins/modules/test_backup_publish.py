@@ -1,0 +1,153 @@
+"""opsbook.webstack.backup_publish on a real directory: archives checked, manifest last, nothing half-published."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pwd
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from module_runner import run_module
+
+ID = "20261129T030000Z"
+MANIFEST = {
+    "id": ID,
+    "app": "journal",
+    "time": "2026-11-29T03:00:00+00:00",
+    "tables": {"public.a": 3},
+    "verified": True,
+}
+
+
+def tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def staged(tmp_path):
+    """A backup as the role leaves it before publication: the dump and two archives under temporary names."""
+    (tmp_path / f".tmp-{ID}.dump").write_bytes(b"PGDMP" + os.urandom(4096))
+    tar_gz(tmp_path / f".tmp-{ID}-media.tar.gz", {"media/cover.txt": b"cover", "media/big.bin": os.urandom(300_000)})
+    tar_gz(tmp_path / f".tmp-{ID}-config-app1.tar.gz", {"etc/opsbook/env": b"SECRET_KEY=never-printed\n"})
+    return tmp_path
+
+
+def publish(directory: Path, *, dump: str = f".tmp-{ID}.dump", name: str = f"journal-{ID}.dump",
+            archives=("media", "config-app1"), check_mode: bool = False, **extra):  # fmt: skip
+    args = {
+        "path": str(directory),
+        "dump": dump,
+        "name": name,
+        "manifest": MANIFEST,
+        "archives": [{"name": a, "src": f".tmp-{ID}-{a}.tar.gz", "dest": f"journal-{ID}-{a}.tar.gz"} for a in archives],
+        **extra,
+    }
+    return run_module("backup_publish", args, check_mode=check_mode)
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_publishes_the_archives_the_dump_then_the_manifest_and_the_links(staged):
+    media_sha = hashlib.sha256((staged / f".tmp-{ID}-media.tar.gz").read_bytes()).hexdigest()
+    result = publish(staged, owner=pwd.getpwuid(os.getuid()).pw_name)
+    assert result.changed and not result.failed, result.msg
+    assert [Path(p).name for p in result["published"]] == [
+        f"journal-{ID}-media.tar.gz", f"journal-{ID}-config-app1.tar.gz", f"journal-{ID}.dump", f"journal-{ID}.json"
+    ]  # fmt: skip
+    assert not [n for n in listing(staged) if n.startswith(".")]
+    manifest = json.loads((staged / f"journal-{ID}.json").read_text())
+    assert manifest == result["manifest"]
+    assert manifest["file"] == f"journal-{ID}.dump" and manifest["tables"] == {"public.a": 3}
+    media = manifest["files"]["media"]
+    assert media == {
+        "file": f"journal-{ID}-media.tar.gz",
+        "size": (staged / f"journal-{ID}-media.tar.gz").stat().st_size,
+        "sha256": media_sha,
+    }
+    assert oct((staged / f"journal-{ID}.json").stat().st_mode & 0o777) == "0o600"
+    assert os.readlink(staged / "latest") == f"journal-{ID}.dump"
+    assert os.readlink(staged / "latest.json") == f"journal-{ID}.json"
+    assert "never-printed" not in result.stdout
+
+
+def test_latest_moves_to_the_new_backup(staged):
+    (staged / "journal-old.dump").write_bytes(b"PGDMP")
+    (staged / "latest").symlink_to("journal-old.dump")
+    (staged / "latest.json").symlink_to("journal-old.json")
+    assert not publish(staged).failed
+    assert os.readlink(staged / "latest") == f"journal-{ID}.dump"
+    assert os.readlink(staged / "latest.json") == f"journal-{ID}.json"
+
+
+@pytest.mark.parametrize("damage", ["cut", "flip", "not-gzip"])
+def test_an_archive_that_does_not_decompress_whole_publishes_nothing(staged, damage):
+    media = staged / f".tmp-{ID}-media.tar.gz"
+    data = bytearray(media.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = bytearray(b"plain text, not gzip\n")
+    media.write_bytes(bytes(data))
+    gzip_t = subprocess.run(["gzip", "--test", str(media)], capture_output=True, check=False)
+    assert gzip_t.returncode != 0  # the damage is real: gzip -t refuses it too
+    before = listing(staged)
+    result = publish(staged)
+    assert result.failed and "the media archive" in result.msg and "nothing was published" in result.msg, result.msg
+    assert result["published"] == []
+    assert listing(staged) == before
+
+
+def test_a_multi_member_gzip_passes(staged):
+    media = staged / f".tmp-{ID}-media.tar.gz"
+    media.write_bytes(media.read_bytes() + gzip.compress(b"\0" * 1024))
+    assert subprocess.run(["gzip", "--test", str(media)], check=False).returncode == 0
+    result = publish(staged)
+    assert not result.failed, result.msg
+
+
+def test_a_directory_format_dump(tmp_path):
+    dump = tmp_path / f".tmp-{ID}.dir"
+    dump.mkdir()
+    (dump / "toc.dat").write_bytes(b"PGDMP")
+    result = publish(tmp_path, dump=dump.name, name=f"journal-{ID}.dir", archives=())
+    assert not result.failed, result.msg
+    assert (tmp_path / f"journal-{ID}.dir" / "toc.dat").exists()
+    assert json.loads((tmp_path / f"journal-{ID}.json").read_text())["files"] == {}
+    assert os.readlink(tmp_path / "latest") == f"journal-{ID}.dir"
+
+
+def test_check_mode_publishes_nothing(staged):
+    before = listing(staged)
+    result = publish(staged, check_mode=True)
+    assert result.changed and Path(result["published"][-1]).name == f"journal-{ID}.json"
+    assert listing(staged) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"name": "../journal.dump"}, "name must be a file name inside"),
+        ({"dump": ".tmp-missing.dump"}, "does not exist"),
+        ({"owner": "no-such-user-here"}, "owner 'no-such-user-here' is not a user of this host"),
+    ],
+)
+def test_bad_input_publishes_nothing(staged, extra, message):
+    before = listing(staged)
+    result = publish(staged, **extra)
+    assert result.failed and message in result.msg and "nothing was published" in result.msg, result.msg
+    assert listing(staged) == before
