@@ -23,7 +23,7 @@ with scripts/demo.sh), in databases of its own (bench_<MB>), never the app's. In
   `durations`) and throughput in MB of archive per second, beside `sha256sum` and
   `pg_restore -f /dev/null` on the same file.
 
-Writes bench/results/backup-<UTC date>.json and prints a table.
+Writes bench/results/backup-<UTC date>T<HHMM>.json (a second run the same day keeps the first) and prints a table.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def bench_levels(backup: dict, levels: list[str]) -> dict:
 def save(result: dict, started: datetime.datetime) -> Path:
     """Written after every measurement, so an interrupted run keeps what it measured."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"backup-{started:%Y-%m-%d}.json"
+    out = RESULTS / f"backup-{started:%Y-%m-%dT%H%M}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     return out
 
