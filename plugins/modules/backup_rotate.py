@@ -46,6 +46,12 @@ options:
   now:
     description: The time the plan is made at (ISO 8601); the current time when not set.
     type: str
+  pending:
+    description:
+      - A backup this run would publish but has not (check mode), with its C(id) and C(time)
+        (ISO 8601). It is planned as the newest verified backup, so the plan lists what a real
+        run would delete; it is never deleted itself and is not in RV(kept).
+    type: dict
   list_only:
     description:
       - Only read the manifests and return them all in RV(kept); plan nothing, delete
@@ -171,6 +177,7 @@ def main() -> None:
             policy=dict(type="dict", default={}),
             policy_name=dict(type="str", default="backup_retention"),
             now=dict(type="str"),
+            pending=dict(type="dict"),
             list_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -184,6 +191,9 @@ def main() -> None:
                 changed=False, plan={}, deleted=[], kept=listed, summary=f"{len(listed)} backups of {app} in {path}"
             )
         entries = [dict(manifest, id=backup_id) for backup_id, manifest in backups.items()]
+        pending = module.params["pending"]
+        if pending and pending.get("id") not in backups:
+            entries.append({"id": pending.get("id"), "time": pending.get("time"), "verified": True})
         result = plan(entries, module.params["policy"], module.params["now"])
         manifests = [os.path.join(path, f"{app}-{backup_id}.json") for backup_id in result["delete"]]
         data = [p for backup_id in result["delete"] for p in paths_of(path, backups[backup_id])]
@@ -202,9 +212,12 @@ def main() -> None:
 
     verb = "would delete" if module.check_mode else "deleted"
     parts = [f"{verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
-    parts += [f"kept {i} ({'; '.join(result['reasons'][i])})" for i in result["keep"]]
+    parts += [
+        f"kept {i} ({'; '.join(result['reasons'][i])}){' [the backup this run would take]' if i not in backups else ''}"
+        for i in result["keep"]
+    ]
     summary = f"rotation of {app} in {path}: " + (", ".join(parts) if parts else "no backups")
-    kept = [backups[backup_id] for backup_id in result["keep"]]
+    kept = [backups[backup_id] for backup_id in result["keep"] if backup_id in backups]
     module.exit_json(changed=bool(deleted), plan=result, deleted=deleted, kept=kept, summary=summary)
 
 

@@ -83,9 +83,11 @@ def test_rotation_lists_in_check_mode_then_deletes_with_the_archives():
     keep_one = '{"backup_retention": {"keep_last": 1}}'
     check, _ = playbook("backup.yml", "--check", "-e", "backup_id=molecule-3", "-e", keep_one)
     assert check.returncode == 0, check.stdout[-4000:]
-    # Check mode names what rotation would delete and what it keeps, with the reasons.
-    assert "would delete molecule-1 (no rule keeps it)" in check.stdout, check.stdout[-4000:]
-    assert "kept molecule-2 (one of the last 1" in check.stdout
+    # Check mode names what rotation would delete and keep, with the reasons, counting the
+    # backup the run would take: the real run below deletes exactly these two.
+    assert "would delete molecule-2 (no rule keeps it)" in check.stdout, check.stdout[-4000:]
+    assert "would delete molecule-1 (no rule keeps it)" in check.stdout
+    assert "kept molecule-3 (one of the last 1" in check.stdout
     assert DB.file(f"{BACKUP_DIR}/journal-molecule-1.dump").exists
     result, _ = playbook("backup.yml", "-e", "backup_id=molecule-3", "-e", keep_one)
     assert result.returncode == 0, result.stdout[-4000:]

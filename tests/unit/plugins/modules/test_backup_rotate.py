@@ -152,3 +152,23 @@ def test_list_only_returns_every_manifest_and_deletes_nothing(backups):
     ]  # fmt: skip
     assert result["kept"][0]["verified"] is False and failed[0].exists()
     assert sorted(p.name for p in directory.iterdir()) == before
+
+
+def test_check_mode_plans_with_the_backup_the_run_would_take(backups):
+    """Check mode must list what the real run deletes: the real run has one more, newest, backup."""
+    directory, old, middle, new = backups
+    before = sorted(p.name for p in directory.iterdir())
+    pending = {"id": "20261129T120000Z", "time": "2026-11-29T12:00:00+00:00"}
+    check = rotate(directory, {"keep_last": 1}, check_mode=True, pending=pending)
+    assert check["plan"]["keep"] == ["20261129T120000Z"]
+    assert check["plan"]["delete"] == ["20261129T030000Z", "20261128T030000Z", "20261127T030000Z"]
+    assert "kept 20261129T120000Z (one of the last 1" in check["summary"]
+    assert "[the backup this run would take]" in check["summary"]
+    assert check["kept"] == []
+    assert sorted(p.name for p in directory.iterdir()) == before
+
+    # The real run, after the backup is published: the same deletions.
+    publish(directory, "20261129T120000Z", "2026-11-29T12:00:00+00:00")
+    real = rotate(directory, {"keep_last": 1})
+    assert real["plan"]["delete"] == check["plan"]["delete"]
+    assert [m["id"] for m in real["kept"]] == ["20261129T120000Z"]
