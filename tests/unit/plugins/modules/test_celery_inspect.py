@@ -99,7 +99,9 @@ def test_a_late_reply_does_not_hide_a_worker(celery_workers):
         broker.close()
 
 
-def test_worker_down_fails_min_workers_and_is_unknown(celery_redis, tmp_path):
+def test_worker_down_fails_min_workers_and_is_unknown(celery_workers, celery_redis, tmp_path):
+    # celery_workers starts alpha, the worker that answers; without it the test passed only when an
+    # earlier test on the same xdist worker had started it (CI failed on 8632181 with 0 of 2 answered).
     gamma = start_celery_worker("gamma", ["q_gamma"], celery_redis.url, tmp_path)
     try:
         up = inspect(celery_redis.url, destination=[node("gamma")], collect=["ping"], min_workers=1)
