@@ -52,6 +52,14 @@ options:
         (ISO 8601). It is planned as the newest verified backup, so the plan lists what a real
         run would delete; it is never deleted itself and is not in RV(kept).
     type: dict
+  release_lock:
+    description:
+      - The token of the backup lock (C(<path>/.lock)) this run took with
+        M(opsbook.webstack.backup_prepare). Rotation runs under the lock, so another backup of
+        the database never publishes or rotates at the same time; the lock is released after
+        rotation, also when rotation fails. A lock another token holds is left alone.
+      - Nothing is released in check mode.
+    type: str
   list_only:
     description:
       - Only read the manifests and return them all in RV(kept); plan nothing, delete
@@ -101,6 +109,10 @@ kept:
   returned: always
   type: list
   elements: dict
+lock_released:
+  description: Whether O(release_lock) released the lock.
+  returned: always
+  type: bool
 summary:
   description: One line for people, naming each backup kept and deleted and why.
   returned: always
@@ -113,11 +125,14 @@ import re
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.lock import release
 from ansible_collections.opsbook.webstack.plugins.module_utils.retention import RetentionError, plan
 
 
 class RotationError(Exception):
-    pass
+    def __init__(self, msg: str, plan: dict | None = None):
+        super().__init__(msg)
+        self.plan = plan
 
 
 def read_backups(path: str, app: str) -> dict[str, dict]:
@@ -169,6 +184,42 @@ def remove(target: str) -> None:
         os.unlink(target)
 
 
+def rotate(module: AnsibleModule) -> dict:
+    """Read, plan and delete; the result for exit_json. Raises RotationError or RetentionError."""
+    path, app = module.params["path"], module.params["app"]
+    backups = read_backups(path, app)
+    if module.params["list_only"]:
+        listed = sorted(backups.values(), key=lambda m: (str(m.get("time", "")), m["id"]), reverse=True)
+        return dict(
+            changed=False, plan={}, deleted=[], kept=listed, summary=f"{len(listed)} backups of {app} in {path}"
+        )
+    entries = [dict(manifest, id=backup_id) for backup_id, manifest in backups.items()]
+    pending = module.params["pending"]
+    if pending and pending.get("id") not in backups:
+        entries.append({"id": pending.get("id"), "time": pending.get("time"), "verified": True})
+    result = plan(entries, module.params["policy"], module.params["now"])
+    manifests = [os.path.join(path, f"{app}-{backup_id}.json") for backup_id in result["delete"]]
+    data = [p for backup_id in result["delete"] for p in paths_of(path, backups[backup_id])]
+
+    deleted = manifests + [p for p in data if os.path.lexists(p)]
+    if not module.check_mode:
+        for target in deleted:
+            try:
+                remove(target)
+            except OSError as exc:
+                raise RotationError(f"rotation could not delete {target}: {exc.strerror}", plan=result) from exc
+
+    verb = "would delete" if module.check_mode else "deleted"
+    parts = [f"{verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
+    parts += [
+        f"kept {i} ({'; '.join(result['reasons'][i])}){' [the backup this run would take]' if i not in backups else ''}"
+        for i in result["keep"]
+    ]
+    summary = f"rotation of {app} in {path}: " + (", ".join(parts) if parts else "no backups")
+    kept = [backups[backup_id] for backup_id in result["keep"] if backup_id in backups]
+    return dict(changed=bool(deleted), plan=result, deleted=deleted, kept=kept, summary=summary)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -179,46 +230,30 @@ def main() -> None:
             now=dict(type="str"),
             pending=dict(type="dict"),
             list_only=dict(type="bool", default=False),
+            release_lock=dict(type="str", no_log=False),
         ),
         supports_check_mode=True,
     )
-    path, app = module.params["path"], module.params["app"]
+    failure = None
     try:
-        backups = read_backups(path, app)
-        if module.params["list_only"]:
-            listed = sorted(backups.values(), key=lambda m: (str(m.get("time", "")), m["id"]), reverse=True)
-            module.exit_json(
-                changed=False, plan={}, deleted=[], kept=listed, summary=f"{len(listed)} backups of {app} in {path}"
-            )
-        entries = [dict(manifest, id=backup_id) for backup_id, manifest in backups.items()]
-        pending = module.params["pending"]
-        if pending and pending.get("id") not in backups:
-            entries.append({"id": pending.get("id"), "time": pending.get("time"), "verified": True})
-        result = plan(entries, module.params["policy"], module.params["now"])
-        manifests = [os.path.join(path, f"{app}-{backup_id}.json") for backup_id in result["delete"]]
-        data = [p for backup_id in result["delete"] for p in paths_of(path, backups[backup_id])]
+        outcome = rotate(module)
     except RetentionError as exc:
-        module.fail_json(msg=f"{module.params['policy_name']}: {exc}; nothing was deleted")
+        failure = dict(msg=f"{module.params['policy_name']}: {exc}; nothing was deleted")
     except RotationError as exc:
-        module.fail_json(msg=str(exc))
-
-    deleted = manifests + [p for p in data if os.path.lexists(p)]
-    if not module.check_mode:
-        for target in deleted:
-            try:
-                remove(target)
-            except OSError as exc:
-                module.fail_json(msg=f"rotation could not delete {target}: {exc.strerror}", plan=result)
-
-    verb = "would delete" if module.check_mode else "deleted"
-    parts = [f"{verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
-    parts += [
-        f"kept {i} ({'; '.join(result['reasons'][i])}){' [the backup this run would take]' if i not in backups else ''}"
-        for i in result["keep"]
-    ]
-    summary = f"rotation of {app} in {path}: " + (", ".join(parts) if parts else "no backups")
-    kept = [backups[backup_id] for backup_id in result["keep"] if backup_id in backups]
-    module.exit_json(changed=bool(deleted), plan=result, deleted=deleted, kept=kept, summary=summary)
+        failure = dict(msg=str(exc), **({"plan": exc.plan} if exc.plan is not None else {}))
+    # The backup lock is released whether rotation worked or not: it only kept another backup of
+    # the database from publishing or rotating while this one did.
+    token = module.params["release_lock"]
+    released = False
+    if token and not module.check_mode:
+        try:
+            released = release(os.path.join(module.params["path"], ".lock"), token)["changed"]
+        except OSError as exc:
+            lock_failure = f"the backup lock could not be released: {exc.strerror}"
+            failure = dict(msg=f"{failure['msg']}; {lock_failure}" if failure else lock_failure)
+    if failure:
+        module.fail_json(lock_released=released, **failure)
+    module.exit_json(lock_released=released, **outcome)
 
 
 if __name__ == "__main__":

@@ -97,117 +97,8 @@ waited:
   sample: 0.0
 """
 
-import json
-import os
-import shutil
-import time
-from datetime import UTC, datetime
-
 from ansible.module_utils.basic import AnsibleModule
-
-HOLDER = "holder.json"
-
-
-def read_holder(path: str) -> dict | None:
-    """The holder note, {} when the lock exists without a readable note, None when there is no lock."""
-    if not os.path.isdir(path):
-        return None
-    try:
-        with open(os.path.join(path, HOLDER), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
-def lock_age(path: str) -> float:
-    try:
-        return time.time() - os.stat(path).st_mtime
-    except OSError:
-        return 0.0
-
-
-def describe(holder: dict) -> str:
-    if not holder:
-        return "an unknown holder (no holder note)"
-    return "{user}@{controller} since {since} (release {release}, {action})".format(
-        user=holder.get("user", "?"),
-        controller=holder.get("controller", "?"),
-        since=holder.get("since", "?"),
-        release=holder.get("release", "?"),
-        action=holder.get("action", "deploy"),
-    )
-
-
-def try_take(path: str, note: dict) -> bool:
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return False
-    tmp = os.path.join(path, HOLDER + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(note, handle)
-    os.rename(tmp, os.path.join(path, HOLDER))
-    return True
-
-
-def take(module: AnsibleModule) -> None:
-    path, token = module.params["path"], module.params["token"]
-    note = dict(module.params["holder"])
-    note["token"] = token
-    note["since"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    deadline = time.monotonic() + module.params["wait_timeout"]
-    started = time.monotonic()
-    taken_over = None
-    while True:
-        holder = read_holder(path)
-        if holder is not None and holder.get("token") == token:
-            module.exit_json(changed=False, holder=public(holder), waited=0.0)
-        if holder is not None and lock_age(path) > module.params["stale_after"]:
-            taken_over = public(holder)
-            if module.check_mode:
-                module.exit_json(changed=True, holder=public(note), taken_over=taken_over, waited=0.0)
-            shutil.rmtree(path, ignore_errors=True)
-            holder = None
-        if holder is None:
-            if module.check_mode:
-                module.exit_json(changed=True, holder=public(note), waited=0.0)
-            os.makedirs(os.path.dirname(path) or "/", mode=0o755, exist_ok=True)
-            if try_take(path, note):
-                result = {"changed": True, "holder": public(note), "waited": round(time.monotonic() - started, 1)}
-                if taken_over is not None:
-                    result["taken_over"] = taken_over
-                    module.warn(f"took over the stale lock {path} of {describe(taken_over)}")
-                module.exit_json(**result)
-            continue  # someone else took it between our look and our mkdir
-        if time.monotonic() >= deadline:
-            waited = ""
-            if module.params["wait_timeout"]:
-                waited = f" Waited {module.params['wait_timeout']} s ({module.params['wait_timeout_name']})."
-            module.fail_json(
-                msg=(
-                    f"Another run holds the lock {path}: {describe(holder)}.{waited} It becomes stale after "
-                    f"{module.params['stale_after']} s; if that run is dead, remove the directory."
-                ),
-                holder=public(holder),
-                waited=round(time.monotonic() - started, 1),
-            )
-        time.sleep(1)
-
-
-def release(module: AnsibleModule) -> None:
-    path, token = module.params["path"], module.params["token"]
-    holder = read_holder(path)
-    if holder is None:
-        module.exit_json(changed=False, holder={}, waited=0.0)
-    if holder.get("token") != token and not module.params["force"]:
-        module.exit_json(changed=False, holder=public(holder), waited=0.0, msg="held by another run; left alone")
-    if not module.check_mode:
-        shutil.rmtree(path)
-    module.exit_json(changed=True, holder={}, waited=0.0)
-
-
-def public(holder: dict) -> dict:
-    return {k: v for k, v in holder.items() if k != "token"}
+from ansible_collections.opsbook.webstack.plugins.module_utils.lock import LockHeld, describe, release, take
 
 
 def main() -> None:
@@ -224,10 +115,26 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if module.params["state"] == "present":
-        take(module)
-    else:
-        release(module)
+    params = module.params
+    if params["state"] == "absent":
+        module.exit_json(
+            **release(params["path"], params["token"], force=params["force"], check_mode=module.check_mode)
+        )
+    try:
+        result = take(
+            params["path"],
+            params["token"],
+            params["holder"],
+            wait_timeout=params["wait_timeout"],
+            wait_timeout_name=params["wait_timeout_name"],
+            stale_after=params["stale_after"],
+            check_mode=module.check_mode,
+        )
+    except LockHeld as held:
+        module.fail_json(msg=held.msg, holder=held.holder, waited=held.waited)
+    if "taken_over" in result and not module.check_mode:
+        module.warn(f"took over the stale lock {params['path']} of {describe(result['taken_over'])}")
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

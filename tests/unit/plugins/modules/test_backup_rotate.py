@@ -172,3 +172,29 @@ def test_check_mode_plans_with_the_backup_the_run_would_take(backups):
     real = rotate(directory, {"keep_last": 1})
     assert real["plan"]["delete"] == check["plan"]["delete"]
     assert [m["id"] for m in real["kept"]] == ["20261129T120000Z"]
+
+
+def hold_lock(directory: Path, token: str) -> Path:
+    lock = directory / ".lock"
+    lock.mkdir()
+    (lock / "holder.json").write_text(json.dumps({"token": token, "user": "u", "action": "backup"}))
+    return lock
+
+
+@pytest.mark.parametrize("policy", [{"keep_last": 1}, {"keep_last": -1}], ids=["rotated", "rotation_failed"])
+def test_release_lock_releases_this_runs_lock_after_rotation_even_when_it_fails(backups, policy):
+    directory, *_ = backups
+    lock = hold_lock(directory, "run-a")
+    result = rotate(directory, policy, release_lock="run-a")
+    assert result.failed == (policy["keep_last"] < 0), result.msg
+    assert result["lock_released"] is True and not lock.exists()
+
+
+def test_release_lock_leaves_another_runs_lock_and_check_mode_releases_nothing(backups):
+    directory, *_ = backups
+    lock = hold_lock(directory, "run-b")
+    result = rotate(directory, {"keep_last": 1}, release_lock="run-a")
+    assert not result.failed and result["lock_released"] is False and lock.exists()
+    (lock / "holder.json").write_text(json.dumps({"token": "run-a"}))
+    check = rotate(directory, {"keep_last": 1}, check_mode=True, release_lock="run-a")
+    assert check["lock_released"] is False and lock.exists()

@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: backup_prepare
+short_description: Make the backup directory, see whether a backup was taken already, take the backup lock
+version_added: "0.1.0"
+description:
+  - The first step of the backup role, in one call on the database host.
+  - Makes O(path) a directory owned by O(owner) (user and group) with mode O(mode), creating or
+    correcting it.
+  - When O(done) exists in O(path) (the manifest of the backup this run would take, published
+    by an earlier run) the backup is taken already; RV(done) is true and the lock is not taken,
+    so a re-run changes nothing.
+  - Otherwise takes the backup lock C(<path>/.lock) for O(lock.token), the same lock as
+    M(opsbook.webstack.deploy_lock) (a directory holding C(holder.json)). A lock another run
+    holds fails the task at once naming its holder; a lock older than O(lock.stale_after)
+    seconds is taken over with a warning naming the old holder.
+  - The lock is released by M(opsbook.webstack.backup_rotate) (O(opsbook.webstack.backup_rotate#module:release_lock))
+    after rotation, or by M(opsbook.webstack.deploy_lock) C(state=absent) when the backup fails.
+author: opsbook engineers
+options:
+  path:
+    description: Directory of the published backups (the backup role's C(backup_dir)).
+    type: path
+    required: true
+  owner:
+    description: User and group that own O(path).
+    type: str
+    required: true
+  mode:
+    description: Mode of O(path), octal digits.
+    type: str
+    default: "0700"
+  done:
+    description: File name in O(path) whose presence means this backup was published already.
+    type: str
+    required: true
+  lock:
+    description: The lock to take when the backup is not taken already.
+    type: dict
+    required: true
+    suboptions:
+      token:
+        description: Identifies this run; only this token releases the lock.
+        type: str
+        required: true
+      holder:
+        description: What to record about the holder (user, controller, release, action).
+        type: dict
+        default: {}
+      stale_after:
+        description: A lock older than this many seconds is stale and taken over.
+        type: int
+        default: 21600
+attributes:
+  check_mode:
+    support: full
+    description: >-
+      Reports whether the directory would be made or corrected and the lock taken; nothing is
+      touched. A lock another run holds fails in check mode too, as the real run would.
+"""
+
+EXAMPLES = r"""
+- name: Prepare backup 20261129T030000Z of journal
+  opsbook.webstack.backup_prepare:
+    path: /var/backups/opsbook/journal
+    owner: postgres
+    done: journal-20261129T030000Z.json
+    lock:
+      token: "{{ backup_lock_token }}"
+      holder: {user: alice, controller: ci-3, release: 20261129T020000Z-v2, action: backup of journal}
+  register: prepared
+"""
+
+RETURN = r"""
+done:
+  description: Whether O(done) exists (the backup was published already; no lock was taken).
+  returned: always
+  type: bool
+directory:
+  description: What was done to O(path) (V(created), V(corrected), V(ok)).
+  returned: always
+  type: str
+lock:
+  description: The lock, when the backup is not taken already.
+  returned: always
+  type: dict
+  contains:
+    taken:
+      description: Whether this call took the lock (false in check mode, and when RV(done)).
+      type: bool
+    path:
+      description: The lock's directory.
+      type: str
+    holder:
+      description: The holder note (without the token).
+      type: dict
+    taken_over:
+      description: The holder of a stale lock that was taken over.
+      type: dict
+"""
+
+import grp
+import os
+import pwd
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.lock import LockHeld, describe, take
+
+
+def ensure_directory(module: AnsibleModule, path: str, uid: int, gid: int, mode: int) -> str:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        module.fail_json(msg=f"path {path} exists and is not a directory; nothing was changed")
+    if info is None:
+        if not module.check_mode:
+            os.makedirs(path, mode=mode)
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        return "created"
+    if (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (uid, gid, mode):
+        return "ok"
+    if not module.check_mode:
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+    return "corrected"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            owner=dict(type="str", required=True),
+            mode=dict(type="str", default="0700"),
+            done=dict(type="str", required=True),
+            lock=dict(
+                type="dict",
+                required=True,
+                options=dict(
+                    token=dict(type="str", required=True, no_log=False),
+                    holder=dict(type="dict", default={}),
+                    stale_after=dict(type="int", default=21600),
+                ),
+            ),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = params["path"]
+    done_name = params["done"]
+    if not done_name or "/" in done_name or done_name in (".", ".."):
+        module.fail_json(msg=f"done must be a file name inside {path}, got {done_name!r}; nothing was changed")
+    try:
+        mode = int(params["mode"], 8)
+    except ValueError:
+        module.fail_json(msg=f"mode must be octal digits such as 0700, got {params['mode']!r}; nothing was changed")
+    try:
+        uid = pwd.getpwnam(params["owner"]).pw_uid
+        gid = grp.getgrnam(params["owner"]).gr_gid
+    except KeyError:
+        module.fail_json(msg=f"owner {params['owner']!r} is not a user and group on this host; nothing was changed")
+
+    directory = ensure_directory(module, path, uid, gid, mode)
+    lock_path = os.path.join(path, ".lock")
+    result = {
+        "changed": directory != "ok",
+        "directory": directory,
+        "done": False,
+        "lock": {"taken": False, "path": lock_path},
+    }
+    if directory != "created" and os.path.lexists(os.path.join(path, done_name)):
+        result["done"] = True
+        module.exit_json(**result)
+
+    lock = params["lock"]
+    try:
+        taken = take(
+            lock_path,
+            lock["token"],
+            lock["holder"],
+            stale_after=lock["stale_after"],
+            check_mode=module.check_mode,
+        )
+    except LockHeld as held:
+        module.fail_json(msg=held.msg, holder=held.holder, directory=directory, done=False)
+    result["lock"].update(taken=not module.check_mode, holder=taken["holder"])
+    result["changed"] = result["changed"] or taken["changed"]
+    if "taken_over" in taken:
+        result["lock"]["taken_over"] = taken["taken_over"]
+        if not module.check_mode:
+            module.warn(f"took over the stale lock {lock_path} of {describe(taken['taken_over'])}")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
