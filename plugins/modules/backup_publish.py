@@ -60,6 +60,15 @@ options:
         description: Its published name in O(path).
         type: str
         required: true
+  bundle:
+    description:
+      - Temporary name in O(path) of an uncompressed tar holding the archives as
+        C(<archives[].name>.tar.gz) (the backup role sends the media and configuration archives
+        from the controller in one copy). Each is checked as it is extracted to its
+        O(archives[].src) name, mode 0600, owned by O(owner); the bundle is removed afterwards.
+      - A member that is not one of O(archives), is not a regular file, or is missing fails the
+        module; nothing is published.
+    type: str
   owner:
     description: Owner (and group) of the manifest and links; the current user when empty.
     type: str
@@ -94,11 +103,13 @@ published:
   elements: str
 """
 
+import contextlib
 import grp
 import hashlib
 import json
 import os
 import pwd
+import tarfile
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
@@ -122,14 +133,19 @@ def without_extension(name: str) -> str:
     return name[0] + head if dot else name
 
 
-def archive_entry(path: str, name: str) -> dict:
-    """Size and sha256 of a gzip archive that decompresses whole (gzip -t's check, in one read)."""
+def archive_entry(path: str, name: str, source=None, sink=None) -> dict:
+    """Size and sha256 of a gzip archive that decompresses whole (gzip -t's check, in one read).
+
+    Reads path, or source (a file object, such as a bundle's member) when given; sink receives
+    every chunk read (the member's extraction to path)."""
     sha = hashlib.sha256()
     size = 0
     try:
-        with open(path, "rb") as raw:
+        with contextlib.nullcontext(source) if source is not None else open(path, "rb") as raw:
             inflate = zlib.decompressobj(wbits=31)  # gzip framing; its CRC and length are checked at the end
             while chunk := raw.read(CHUNK):
+                if sink is not None:
+                    sink(chunk)
                 sha.update(chunk)
                 size += len(chunk)
                 data = chunk
@@ -149,6 +165,35 @@ def archive_entry(path: str, name: str) -> dict:
             f"the {name} archive {path} does not decompress whole: {exc}; nothing was published"
         ) from None
     return {"file": "", "size": size, "sha256": sha.hexdigest()}
+
+
+def unbundle(bundle: str, archives: list[dict], moves: list[tuple[str, str]], owner: tuple | None) -> dict:
+    """Extract each archive from the bundle to its temporary name (0600), checked as it is written."""
+    wanted = {f"{a['name']}.tar.gz": (a, src) for a, (src, _dest) in zip(archives, moves, strict=True)}
+    entries = {}
+    try:
+        with tarfile.open(bundle, "r:") as tar:
+            for member in tar:
+                if member.name not in wanted or not member.isfile() or member.name in entries:
+                    raise PublishError(
+                        f"the bundle {bundle} holds {member.name!r}, which is not one of the archives "
+                        f"({', '.join(sorted(wanted))}) as a file; nothing was published"
+                    )
+                archive, src = wanted[member.name]
+                fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    entries[member.name] = archive_entry(
+                        f"{bundle}:{member.name}", archive["name"], tar.extractfile(member), out.write
+                    )
+                if owner:
+                    os.chown(src, *owner)
+    except tarfile.TarError as exc:
+        raise PublishError(f"the bundle {bundle} is not a readable tar: {exc}; nothing was published") from None
+    missing = sorted(set(wanted) - set(entries))
+    if missing:
+        raise PublishError(f"the bundle {bundle} lacks {', '.join(missing)}; nothing was published")
+    os.unlink(bundle)
+    return {wanted[member][0]["name"]: entry for member, entry in entries.items()}
 
 
 def write_private(target: str, text: str, owner: tuple | None) -> None:
@@ -189,6 +234,7 @@ def main() -> None:
                     dest=dict(type="str", required=True),
                 ),
             ),
+            bundle=dict(type="str"),
             owner=dict(type="str", default=""),
         ),
         supports_check_mode=True,
@@ -203,6 +249,9 @@ def main() -> None:
         moves = [
             (plain(path, a["src"], "archives.src"), plain(path, a["dest"], "archives.dest")) for a in p["archives"]
         ]
+        bundle = plain(path, p["bundle"], "bundle") if p["bundle"] else None
+        if bundle and not os.path.isfile(bundle):
+            raise PublishError(f"the bundle {bundle} does not exist; nothing was published")
         if not os.path.lexists(dump):
             raise PublishError(f"the dump {dump} does not exist; nothing was published")
         owner = None
@@ -217,8 +266,9 @@ def main() -> None:
             module.exit_json(changed=True, published=would)
 
         files = {}
+        checked = unbundle(bundle, p["archives"], moves, owner) if bundle else {}
         for archive, (src, _dest) in zip(p["archives"], moves, strict=True):
-            entry = archive_entry(src, archive["name"])
+            entry = checked.get(archive["name"]) or archive_entry(src, archive["name"])
             entry["file"] = archive["dest"]
             files[archive["name"]] = entry
         manifest = dict(p["manifest"], file=p["name"], files=files)

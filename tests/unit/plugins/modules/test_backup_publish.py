@@ -151,3 +151,62 @@ def test_bad_input_publishes_nothing(staged, extra, message):
     result = publish(staged, **extra)
     assert result.failed and message in result.msg and "nothing was published" in result.msg, result.msg
     assert listing(staged) == before
+
+
+BUNDLE = f".tmp-{ID}-bundle.tar"
+
+
+def bundled(directory: Path, members: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Move the staged archives into one uncompressed tar, as the role sends them from the controller."""
+    if members is None:
+        members = {}
+        for name in ("media", "config-app1"):
+            staged_file = directory / f".tmp-{ID}-{name}.tar.gz"
+            members[f"{name}.tar.gz"] = staged_file.read_bytes()
+            staged_file.unlink()
+    with tarfile.open(directory / BUNDLE, "w") as bundle:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+    return members
+
+
+def test_a_bundle_is_unpacked_checked_and_published_like_separate_archives(staged):
+    members = bundled(staged)
+    result = publish(staged, bundle=BUNDLE, owner=pwd.getpwuid(os.getuid()).pw_name)
+    assert result.changed and not result.failed, result.msg
+    assert not (staged / BUNDLE).exists() and not [n for n in listing(staged) if n.startswith(".")]
+    files = json.loads((staged / f"journal-{ID}.json").read_text())["files"]
+    for name in ("media", "config-app1"):
+        published = staged / f"journal-{ID}-{name}.tar.gz"
+        assert published.read_bytes() == members[f"{name}.tar.gz"]
+        assert oct(published.stat().st_mode & 0o777) == "0o600"
+        assert files[name] == {
+            "file": published.name,
+            "size": len(members[f"{name}.tar.gz"]),
+            "sha256": hashlib.sha256(members[f"{name}.tar.gz"]).hexdigest(),
+        }
+
+
+@pytest.mark.parametrize("damage", ["cut_member", "stranger", "missing", "not_tar"])
+def test_a_bad_bundle_publishes_nothing(staged, damage):
+    members = bundled(staged)
+    if damage == "cut_member":
+        media = members["media.tar.gz"]
+        bundled(staged, {**members, "media.tar.gz": media[: len(media) // 2]})
+        message = "the media archive"
+    elif damage == "stranger":
+        bundled(staged, {**members, "../../etc/cron.d/evil": b"* * * * * root sh\n"})
+        message = "which is not one of the archives"
+    elif damage == "missing":
+        bundled(staged, {"media.tar.gz": members["media.tar.gz"]})
+        message = "lacks config-app1.tar.gz"
+    else:
+        (staged / BUNDLE).write_bytes(b"not a tar at all\n" * 64)
+        message = "is not a readable tar"
+    result = publish(staged, bundle=BUNDLE)
+    assert result.failed and message in result.msg and "nothing was published" in result.msg, result.msg
+    assert result["published"] == []
+    assert not [n for n in listing(staged) if not n.startswith(".tmp-")]  # nothing under a published name
+    assert not (staged.parent / "etc").exists()
