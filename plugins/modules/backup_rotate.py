@@ -209,10 +209,11 @@ def rotate(module: AnsibleModule) -> dict:
             except OSError as exc:
                 raise RotationError(f"rotation could not delete {target}: {exc.strerror}", plan=result) from exc
 
-    verb = "would delete" if module.check_mode else "deleted"
-    parts = [f"{verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
+    delete_verb, keep_verb = ("would delete", "would keep") if module.check_mode else ("deleted", "kept")
+    parts = [f"{delete_verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
     parts += [
-        f"kept {i} ({'; '.join(result['reasons'][i])}){' [the backup this run would take]' if i not in backups else ''}"
+        f"{keep_verb} {i} ({'; '.join(result['reasons'][i])})"
+        f"{' [the backup this run would take]' if i not in backups else ''}"
         for i in result["keep"]
     ]
     summary = f"rotation of {app} in {path}: " + (", ".join(parts) if parts else "no backups")

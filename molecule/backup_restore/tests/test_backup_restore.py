@@ -87,7 +87,7 @@ def test_rotation_lists_in_check_mode_then_deletes_with_the_archives():
     # backup the run would take: the real run below deletes exactly these two.
     assert "would delete molecule-2 (no rule keeps it)" in check.stdout, check.stdout[-4000:]
     assert "would delete molecule-1 (no rule keeps it)" in check.stdout
-    assert "kept molecule-3 (one of the last 1" in check.stdout
+    assert "would keep molecule-3 (one of the last 1" in check.stdout
     assert DB.file(f"{BACKUP_DIR}/journal-molecule-1.dump").exists
     result, _ = playbook("backup.yml", "-e", "backup_id=molecule-3", "-e", keep_one)
     assert result.returncode == 0, result.stdout[-4000:]
@@ -167,6 +167,9 @@ def test_a_restore_swaps_in_the_data_as_of_the_backup_and_the_app_is_healthy():
     old = sorted(d for d in databases() if d.startswith("journal_pre_restore_"))
     assert len(old) == 1
     assert psql("SELECT count(*) FROM certificates_certificate", db=old[0]) == "0"
-    body = health()
-    assert body["status"] == "ok" and body["version"].endswith("-v1")
+    # Settled, as after the failed restore above: the restore's gate passed on one gunicorn
+    # process's "ok" while another could still hold a cached "no worker replied" (5 s) from
+    # before the Celery worker answered; a run on 2026-11-29 read "degraded" here once.
+    body = settled_health()
+    assert body["status"] == "ok" and body["version"].endswith("-v1"), body
     assert not LB.file("/etc/opsbook/journal-maintenance.on").exists

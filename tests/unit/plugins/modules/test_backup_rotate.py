@@ -162,7 +162,8 @@ def test_check_mode_plans_with_the_backup_the_run_would_take(backups):
     check = rotate(directory, {"keep_last": 1}, check_mode=True, pending=pending)
     assert check["plan"]["keep"] == ["20261129T120000Z"]
     assert check["plan"]["delete"] == ["20261129T030000Z", "20261128T030000Z", "20261127T030000Z"]
-    assert "kept 20261129T120000Z (one of the last 1" in check["summary"]
+    assert "would keep 20261129T120000Z (one of the last 1" in check["summary"]
+    assert "kept " not in check["summary"].replace("would keep ", "")
     assert "[the backup this run would take]" in check["summary"]
     assert check["kept"] == []
     assert sorted(p.name for p in directory.iterdir()) == before
