@@ -11,7 +11,7 @@ short_description: Make the backup directory, see whether a backup was taken alr
 version_added: "0.1.0"
 description:
   - The first step of the backup role, in one call on the database host.
-  - Makes O(path) a directory owned by O(owner) (user and group) with mode O(mode), creating or
+  - Makes O(path) a directory owned by O(owner) and its primary group, with mode O(mode), creating or
     correcting it.
   - When O(done) exists in O(path) (the manifest of the backup this run would take, published
     by an earlier run) the backup is taken already; RV(done) is true and the lock is not taken,
@@ -23,13 +23,11 @@ description:
   - The lock is released by M(opsbook.webstack.backup_rotate) (O(opsbook.webstack.backup_rotate#module:release_lock))
     after rotation, or by M(opsbook.webstack.deploy_lock) C(state=absent) when the backup fails.
 author: opsbook engineers
+extends_documentation_fragment:
+  - opsbook.webstack.backup_dir
 options:
-  path:
-    description: Directory of the published backups (the backup role's C(backup_dir)).
-    type: path
-    required: true
   owner:
-    description: User and group that own O(path).
+    description: User that owns O(path), with its primary group (as O(opsbook.webstack.backup_publish#module:owner)).
     type: str
     required: true
   mode:
@@ -105,7 +103,6 @@ lock:
       type: dict
 """
 
-import grp
 import os
 import pwd
 import stat
@@ -164,10 +161,10 @@ def main() -> None:
     except ValueError:
         module.fail_json(msg=f"mode must be octal digits such as 0700, got {params['mode']!r}; nothing was changed")
     try:
-        uid = pwd.getpwnam(params["owner"]).pw_uid
-        gid = grp.getgrnam(params["owner"]).gr_gid
+        user = pwd.getpwnam(params["owner"])
     except KeyError:
-        module.fail_json(msg=f"owner {params['owner']!r} is not a user and group on this host; nothing was changed")
+        module.fail_json(msg=f"owner {params['owner']!r} is not a user of this host; nothing was changed")
+    uid, gid = user.pw_uid, user.pw_gid
 
     directory = ensure_directory(module, path, uid, gid, mode)
     lock_path = os.path.join(path, ".lock")

@@ -23,11 +23,9 @@ description:
     C(.tmp-<id>.<ext>) first, mode 0600, owned by O(owner) when that is set; the dump and
     the archives keep their modes.
 author: opsbook engineers
+extends_documentation_fragment:
+  - opsbook.webstack.backup_dir
 options:
-  path:
-    description: Directory of the published backups (the backup role's C(backup_dir)).
-    type: path
-    required: true
   dump:
     description: Temporary name of the dump (a file, or a directory-format dump's directory) in O(path).
     type: str
@@ -104,7 +102,6 @@ published:
 """
 
 import contextlib
-import grp
 import hashlib
 import json
 import os
@@ -258,7 +255,7 @@ def main() -> None:
         if p["owner"]:
             try:
                 user = pwd.getpwnam(p["owner"])
-                owner = (user.pw_uid, grp.getgrgid(user.pw_gid).gr_gid)
+                owner = (user.pw_uid, user.pw_gid)
             except KeyError:
                 raise PublishError(f"owner {p['owner']!r} is not a user of this host; nothing was published") from None
         if module.check_mode:

@@ -23,11 +23,9 @@ description:
   - The newest verified backup is never deleted; unverified backups never count toward a rule.
     A policy with no rule keeps everything.
 author: opsbook engineers
+extends_documentation_fragment:
+  - opsbook.webstack.backup_dir
 options:
-  path:
-    description: Directory of the published backups (the backup role's C(backup_dir)).
-    type: path
-    required: true
   app:
     description: The app whose backups are rotated; the manifests are C(<app>-<id>.json).
     type: str
