@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The opsbook lock: a directory (mkdir is atomic) holding a holder.json note that names who holds it.
 
-Shared by deploy_lock (one deploy per app), backup_prepare (take one backup per database) and
-backup_rotate (release it once rotation is done). A run releases only the lock its token holds.
+Shared by deploy_lock (one deploy per app), backup_prepare (take one backup per database),
+backup_publish and backup_rotate (release it once publication and rotation are done, through
+module_utils.rotation). A run releases only the lock its token holds.
 """
 
 from __future__ import annotations

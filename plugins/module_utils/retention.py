@@ -25,7 +25,8 @@ class RetentionError(ValueError):
     """Bad input, with a message naming the setting or backup at fault."""
 
 
-def _policy(policy: dict) -> dict[str, int]:
+def check_policy(policy: dict) -> dict[str, int]:
+    """The policy's rules as whole numbers (0 when unset); RetentionError names a bad setting."""
     unknown = sorted(set(policy or {}) - set(RULES))
     if unknown:
         raise RetentionError(f"unknown retention setting(s) {', '.join(unknown)}; known: {', '.join(RULES)}")
@@ -69,7 +70,7 @@ def _periods(items: list[tuple[dt.datetime, dict]], key, count: int, label: str,
 
 def plan(backups: list[dict], policy: dict, now: dt.datetime | str | None = None) -> dict:
     """Return {"keep": [ids newest first], "delete": [ids newest first], "reasons": {id: [..]}}."""
-    rules = _policy(policy)
+    rules = check_policy(policy)
     if isinstance(now, str):
         now = dt.datetime.fromisoformat(now)
     now = now or dt.datetime.now(dt.UTC)

@@ -20,8 +20,10 @@ description:
     M(opsbook.webstack.deploy_lock) (a directory holding C(holder.json)). A lock another run
     holds fails the task at once naming its holder; a lock older than O(lock.stale_after)
     seconds is taken over with a warning naming the old holder.
-  - The lock is released by M(opsbook.webstack.backup_rotate) (O(opsbook.webstack.backup_rotate#module:release_lock))
-    after rotation, or by M(opsbook.webstack.deploy_lock) C(state=absent) when the backup fails.
+  - The lock is released by M(opsbook.webstack.backup_publish)
+    (O(opsbook.webstack.backup_publish#module:release_lock)) once the backup is published and
+    rotated, or by M(opsbook.webstack.backup_rotate) (O(opsbook.webstack.backup_rotate#module:release_lock)),
+    or by M(opsbook.webstack.deploy_lock) C(state=absent) when the backup fails before.
 author: opsbook engineers
 extends_documentation_fragment:
   - opsbook.webstack.backup_dir

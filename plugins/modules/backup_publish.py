@@ -71,10 +71,41 @@ options:
     description: Owner (and group) of the manifest and links; the current user when empty.
     type: str
     default: ""
+  rotate:
+    description:
+      - Once the backup is published, rotate the app's published backups in O(path) in the same
+        call, as M(opsbook.webstack.backup_rotate) does (the same code; manifests first, the newest
+        verified backup never deleted). The policy is checked before anything is published.
+      - A rotation failure after publication fails the module with a message that says the
+        backup was published; RV(published) lists it.
+    type: dict
+    suboptions:
+      app:
+        description: The app whose backups are rotated; the manifests are C(<app>-<id>.json).
+        type: str
+        required: true
+      policy:
+        description:
+          - Retention rules, as M(opsbook.webstack.backup_rotate)'s O(opsbook.webstack.backup_rotate#module:policy).
+        type: dict
+        default: {}
+      policy_name:
+        description: The variable that sets O(rotate.policy), named in error messages.
+        type: str
+        default: backup_retention
+  release_lock:
+    description:
+      - The token of the backup lock (C(<path>/.lock)) this run took with
+        M(opsbook.webstack.backup_prepare), released at the end of the call whatever happened
+        (publication and rotation ran under it). A lock another token holds is left alone;
+        nothing is released in check mode.
+    type: str
 attributes:
   check_mode:
     support: full
-    description: Reports what would be published; nothing is read, written or renamed.
+    description:
+      - Reports what would be published; nothing is read, written or renamed. With O(rotate),
+        RV(rotation) plans with this backup counted as published and says what would be deleted.
 """
 
 EXAMPLES = r"""
@@ -99,6 +130,31 @@ published:
   returned: always
   type: list
   elements: str
+rotation:
+  description:
+    - With O(rotate), what rotation did (in check mode, would do), as
+      M(opsbook.webstack.backup_rotate) returns it.
+  returned: success, with O(rotate)
+  type: dict
+  contains:
+    plan:
+      description: The plan, newest first, with the reasons each backup is kept or deleted.
+      type: dict
+    deleted:
+      description: Paths deleted (in check mode, that would be), manifests first.
+      type: list
+      elements: str
+    kept:
+      description: The manifests of the backups kept, newest first.
+      type: list
+      elements: dict
+    summary:
+      description: One line for people, naming each backup kept and deleted and why.
+      type: str
+lock_released:
+  description: Whether O(release_lock) released the lock.
+  returned: always
+  type: bool
 """
 
 import contextlib
@@ -110,6 +166,13 @@ import tarfile
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.rotation import (
+    RetentionError,
+    RotationError,
+    check_policy,
+    release_backup_lock,
+    rotate,
+)
 
 CHUNK = 1 << 20
 
@@ -214,6 +277,66 @@ def relink(path: str, link: str, target: str, owner: tuple | None) -> None:
     os.replace(tmp, os.path.join(path, link))
 
 
+def publish(module: AnsibleModule, published: list[str]) -> dict:
+    """Check, write the manifest, rename; the manifest written. Raises PublishError or OSError
+    (PublishError before the first rename: nothing was published)."""
+    p = module.params
+    path = p["path"]
+    dump = plain(path, p["dump"], "dump")
+    final = plain(path, p["name"], "name")
+    manifest_path = os.path.join(path, without_extension(p["name"]) + ".json")
+    moves = [(plain(path, a["src"], "archives.src"), plain(path, a["dest"], "archives.dest")) for a in p["archives"]]
+    bundle = plain(path, p["bundle"], "bundle") if p["bundle"] else None
+    if bundle and not os.path.isfile(bundle):
+        raise PublishError(f"the bundle {bundle} does not exist; nothing was published")
+    if not os.path.lexists(dump):
+        raise PublishError(f"the dump {dump} does not exist; nothing was published")
+    owner = None
+    if p["owner"]:
+        try:
+            user = pwd.getpwnam(p["owner"])
+            owner = (user.pw_uid, user.pw_gid)
+        except KeyError:
+            raise PublishError(f"owner {p['owner']!r} is not a user of this host; nothing was published") from None
+    if p["rotate"]:
+        try:
+            check_policy(p["rotate"]["policy"])
+        except RetentionError as exc:
+            raise PublishError(f"{p['rotate']['policy_name']}: {exc}; nothing was published") from None
+    if module.check_mode:
+        published.extend([dest for _, dest in moves] + [final, manifest_path])
+        return dict(p["manifest"], file=p["name"])
+
+    try:
+        files = {}
+        checked = unbundle(bundle, p["archives"], moves, owner) if bundle else {}
+        for archive, (src, _dest) in zip(p["archives"], moves, strict=True):
+            entry = checked.get(archive["name"]) or archive_entry(src, archive["name"])
+            entry["file"] = archive["dest"]
+            files[archive["name"]] = entry
+        manifest = dict(p["manifest"], file=p["name"], files=files)
+        tmp_manifest = os.path.join(path, without_extension(p["dump"]) + ".json")
+        write_private(tmp_manifest, json.dumps(manifest, indent=4, sort_keys=True) + "\n", owner)
+    except OSError as exc:
+        raise PublishError(f"could not prepare the backup for publication: {exc}; nothing was published") from None
+
+    try:
+        for src, dest in [*moves, (dump, final), (tmp_manifest, manifest_path)]:
+            os.replace(src, dest)
+            published.append(dest)
+        relink(path, "latest", p["name"], owner)
+        relink(path, "latest.json", os.path.basename(manifest_path), owner)
+        dir_fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        done = f"; published before it: {', '.join(published)}" if published else "; nothing was published"
+        raise PublishError(f"publishing stopped at {exc.filename}: {exc.strerror}{done}") from None
+    return manifest
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -233,65 +356,45 @@ def main() -> None:
             ),
             bundle=dict(type="str"),
             owner=dict(type="str", default=""),
+            rotate=dict(
+                type="dict",
+                options=dict(
+                    app=dict(type="str", required=True),
+                    policy=dict(type="dict", default={}),
+                    policy_name=dict(type="str", default="backup_retention"),
+                ),
+            ),
+            release_lock=dict(type="str", no_log=False),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    path = p["path"]
     published: list[str] = []
+    result: dict = {}
+    failure = None
     try:
-        dump = plain(path, p["dump"], "dump")
-        final = plain(path, p["name"], "name")
-        manifest_path = os.path.join(path, without_extension(p["name"]) + ".json")
-        moves = [
-            (plain(path, a["src"], "archives.src"), plain(path, a["dest"], "archives.dest")) for a in p["archives"]
-        ]
-        bundle = plain(path, p["bundle"], "bundle") if p["bundle"] else None
-        if bundle and not os.path.isfile(bundle):
-            raise PublishError(f"the bundle {bundle} does not exist; nothing was published")
-        if not os.path.lexists(dump):
-            raise PublishError(f"the dump {dump} does not exist; nothing was published")
-        owner = None
-        if p["owner"]:
-            try:
-                user = pwd.getpwnam(p["owner"])
-                owner = (user.pw_uid, user.pw_gid)
-            except KeyError:
-                raise PublishError(f"owner {p['owner']!r} is not a user of this host; nothing was published") from None
-        if module.check_mode:
-            would = [dest for _, dest in moves] + [final, manifest_path]
-            module.exit_json(changed=True, published=would)
-
-        files = {}
-        checked = unbundle(bundle, p["archives"], moves, owner) if bundle else {}
-        for archive, (src, _dest) in zip(p["archives"], moves, strict=True):
-            entry = checked.get(archive["name"]) or archive_entry(src, archive["name"])
-            entry["file"] = archive["dest"]
-            files[archive["name"]] = entry
-        manifest = dict(p["manifest"], file=p["name"], files=files)
-        tmp_manifest = os.path.join(path, without_extension(p["dump"]) + ".json")
-        write_private(tmp_manifest, json.dumps(manifest, indent=4, sort_keys=True) + "\n", owner)
+        manifest = publish(module, published)
+        result = dict(changed=True, manifest=manifest)
     except PublishError as exc:
-        module.fail_json(msg=str(exc), published=published)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"could not prepare the backup for publication: {exc}; nothing was published", published=published
-        )
-
-    try:
-        for src, dest in [*moves, (dump, final), (tmp_manifest, manifest_path)]:
-            os.replace(src, dest)
-            published.append(dest)
-        relink(path, "latest", p["name"], owner)
-        relink(path, "latest.json", os.path.basename(manifest_path), owner)
-        dir_fd = os.open(path, os.O_RDONLY)
+        failure = str(exc)
+    if failure is None and p["rotate"]:
+        # Under the backup lock, after publication: the new backup counts (check mode: as pending).
+        pending = {"id": manifest.get("id"), "time": manifest.get("time")} if module.check_mode else None
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        module.fail_json(msg=f"publishing stopped at {exc.filename}: {exc.strerror}", published=published)
-    module.exit_json(changed=True, manifest=manifest, published=published)
+            result["rotation"] = rotate(
+                p["path"], p["rotate"]["app"], p["rotate"]["policy"], pending=pending, check_mode=module.check_mode
+            )
+        except (RetentionError, RotationError) as exc:
+            if getattr(exc, "plan", None) is not None:
+                result["rotation_plan"] = exc.plan
+            state = "would be published" if module.check_mode else "was published"
+            failure = f"backup {manifest.get('id')} {state} ({published[-1]}); rotation failed: {exc}"
+    released, lock_failure = release_backup_lock(p["path"], p["release_lock"], module.check_mode)
+    if lock_failure:
+        failure = f"{failure}; {lock_failure}" if failure else lock_failure
+    if failure:
+        module.fail_json(msg=failure, published=published, lock_released=released, **result)
+    module.exit_json(published=published, lock_released=released, **result)
 
 
 if __name__ == "__main__":

@@ -117,106 +117,13 @@ summary:
   type: str
 """
 
-import json
-import os
-import re
-import shutil
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsbook.webstack.plugins.module_utils.lock import release
-from ansible_collections.opsbook.webstack.plugins.module_utils.retention import RetentionError, plan
-
-
-class RotationError(Exception):
-    def __init__(self, msg: str, plan: dict | None = None):
-        super().__init__(msg)
-        self.plan = plan
-
-
-def read_backups(path: str, app: str) -> dict[str, dict]:
-    """{id: manifest} for every published backup of app in path."""
-    name = re.compile(re.escape(app) + r"-(?P<id>[0-9A-Za-z._-]+)\.json$")
-    backups: dict[str, dict] = {}
-    try:
-        names = sorted(os.listdir(path))
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise RotationError(f"cannot list {path}: {exc.strerror}") from None
-    for entry in names:
-        match = name.match(entry)
-        full = os.path.join(path, entry)
-        if not match or os.path.islink(full) or not os.path.isfile(full):
-            continue
-        try:
-            with open(full, encoding="utf-8") as handle:
-                manifest = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise RotationError(f"cannot read the manifest {full}: {exc}; nothing was deleted") from None
-        if not isinstance(manifest, dict) or manifest.get("app", app) != app or manifest.get("id") != match["id"]:
-            continue  # another app's backup whose name shares the prefix (journal-bg-...)
-        backups[match["id"]] = manifest
-    return backups
-
-
-def paths_of(path: str, manifest: dict) -> list[str]:
-    """The data files of one backup: its dump, then the archives its manifest lists."""
-    names = [manifest.get("file")] + [entry.get("file") for entry in (manifest.get("files") or {}).values()]
-    out = []
-    for name in names:
-        if not name:
-            continue
-        if "/" in name or name in (".", ".."):
-            raise RotationError(
-                f"the manifest of backup {manifest.get('id')} names {name!r}, which is not a file of {path}; "
-                "nothing was deleted"
-            )
-        out.append(os.path.join(path, name))
-    return out
-
-
-def remove(target: str) -> None:
-    if os.path.isdir(target) and not os.path.islink(target):
-        shutil.rmtree(target)
-    elif os.path.lexists(target):
-        os.unlink(target)
-
-
-def rotate(module: AnsibleModule) -> dict:
-    """Read, plan and delete; the result for exit_json. Raises RotationError or RetentionError."""
-    path, app = module.params["path"], module.params["app"]
-    backups = read_backups(path, app)
-    if module.params["list_only"]:
-        listed = sorted(backups.values(), key=lambda m: (str(m.get("time", "")), m["id"]), reverse=True)
-        return dict(
-            changed=False, plan={}, deleted=[], kept=listed, summary=f"{len(listed)} backups of {app} in {path}"
-        )
-    entries = [dict(manifest, id=backup_id) for backup_id, manifest in backups.items()]
-    pending = module.params["pending"]
-    if pending and pending.get("id") not in backups:
-        entries.append({"id": pending.get("id"), "time": pending.get("time"), "verified": True})
-    result = plan(entries, module.params["policy"], module.params["now"])
-    manifests = [os.path.join(path, f"{app}-{backup_id}.json") for backup_id in result["delete"]]
-    data = [p for backup_id in result["delete"] for p in paths_of(path, backups[backup_id])]
-
-    deleted = manifests + [p for p in data if os.path.lexists(p)]
-    if not module.check_mode:
-        for target in deleted:
-            try:
-                remove(target)
-            except OSError as exc:
-                raise RotationError(f"rotation could not delete {target}: {exc.strerror}", plan=result) from exc
-
-    delete_verb, keep_verb = ("would delete", "would keep") if module.check_mode else ("deleted", "kept")
-    parts = [f"{delete_verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]
-    parts += [
-        f"{keep_verb} {i} ({'; '.join(result['reasons'][i])})"
-        f"{' [the backup this run would take]' if i not in backups else ''}"
-        for i in result["keep"]
-    ]
-    summary = f"rotation of {app} in {path}: " + (", ".join(parts) if parts else "no backups")
-    kept = [backups[backup_id] for backup_id in result["keep"] if backup_id in backups]
-    return dict(changed=bool(deleted), plan=result, deleted=deleted, kept=kept, summary=summary)
+from ansible_collections.opsbook.webstack.plugins.module_utils.rotation import (
+    RetentionError,
+    RotationError,
+    release_backup_lock,
+    rotate,
+)
 
 
 def main() -> None:
@@ -233,23 +140,22 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    p = module.params
     failure = None
     try:
-        outcome = rotate(module)
+        outcome = rotate(
+            p["path"], p["app"], p["policy"], now=p["now"], pending=p["pending"], list_only=p["list_only"],
+            check_mode=module.check_mode,
+        )  # fmt: skip
     except RetentionError as exc:
-        failure = dict(msg=f"{module.params['policy_name']}: {exc}; nothing was deleted")
+        failure = dict(msg=f"{p['policy_name']}: {exc}; nothing was deleted")
     except RotationError as exc:
         failure = dict(msg=str(exc), **({"plan": exc.plan} if exc.plan is not None else {}))
     # The backup lock is released whether rotation worked or not: it only kept another backup of
     # the database from publishing or rotating while this one did.
-    token = module.params["release_lock"]
-    released = False
-    if token and not module.check_mode:
-        try:
-            released = release(os.path.join(module.params["path"], ".lock"), token)["changed"]
-        except OSError as exc:
-            lock_failure = f"the backup lock could not be released: {exc.strerror}"
-            failure = dict(msg=f"{failure['msg']}; {lock_failure}" if failure else lock_failure)
+    released, lock_failure = release_backup_lock(p["path"], p["release_lock"], module.check_mode)
+    if lock_failure:
+        failure = dict(failure or {}, msg=f"{failure['msg']}; {lock_failure}" if failure else lock_failure)
     if failure:
         module.fail_json(lock_released=released, **failure)
     module.exit_json(lock_released=released, **outcome)

@@ -96,3 +96,15 @@ def test_a_held_lock_is_refused_naming_its_holder(seeded):
     assert result.returncode != 0
     assert "someone@elsewhere since 2026-11-29T03:00:00Z (release r7, backup x of journal)" in result.stdout
     assert "journal-t-locked.dump" not in backup_files()
+
+
+def test_a_bad_retention_policy_fails_before_anything_is_published(seeded):
+    # Rotation runs in publication's call: its policy is checked before the first rename.
+    before = backup_files()
+    result, _ = ansible_playbook(
+        "backup.yml", "-e", "backup_id=t-policy", "-e", '{"backup_retention": {"keep_last": -1}}'
+    )
+    assert result.returncode != 0
+    assert "backup_retention: keep_last must be 0 or more" in result.stdout, result.stdout[-5000:]
+    assert "Nothing was published and no backup was rotated" in result.stdout
+    assert backup_files() == before  # no temporary file, no lock left

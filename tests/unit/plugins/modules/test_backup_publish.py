@@ -210,3 +210,89 @@ def test_a_bad_bundle_publishes_nothing(staged, damage):
     assert result["published"] == []
     assert not [n for n in listing(staged) if not n.startswith(".tmp-")]  # nothing under a published name
     assert not (staged.parent / "etc").exists()
+
+
+# Rotation in the same call (rotate, release_lock): the backup role publishes, rotates and
+# releases the backup lock in one module call.
+OLDER = ("20261127T030000Z", "20261128T030000Z")
+
+
+def older_backups(directory: Path) -> list[Path]:
+    """Two published, verified backups of journal from before ID; their paths, manifests first."""
+    paths = []
+    for backup_id in OLDER:
+        dump = directory / f"journal-{backup_id}.dump"
+        dump.write_bytes(b"PGDMP" + os.urandom(64))
+        manifest = directory / f"journal-{backup_id}.json"
+        time = f"{backup_id[:4]}-{backup_id[4:6]}-{backup_id[6:8]}T03:00:00+00:00"
+        manifest.write_text(json.dumps({"id": backup_id, "app": "journal", "time": time, "file": dump.name,
+                                        "verified": True, "files": {}}))  # fmt: skip
+        paths += [manifest, dump]
+    return paths
+
+
+def hold_lock(directory: Path, token: str) -> Path:
+    lock = directory / ".lock"
+    lock.mkdir()
+    (lock / "holder.json").write_text(json.dumps({"token": token, "user": "u", "action": "backup"}))
+    return lock
+
+
+def test_rotates_after_publishing_and_releases_the_lock(staged):
+    old = older_backups(staged)
+    lock = hold_lock(staged, "run-a")
+    result = publish(staged, rotate={"app": "journal", "policy": {"keep_last": 2}}, release_lock="run-a")
+    assert result.changed and not result.failed, result.msg
+    assert (staged / f"journal-{ID}.json").is_file() and os.readlink(staged / "latest") == f"journal-{ID}.dump"
+    rotation = result["rotation"]
+    assert rotation["plan"]["keep"] == [ID, OLDER[1]] and rotation["plan"]["delete"] == [OLDER[0]]
+    assert [Path(p).name for p in rotation["deleted"]] == [old[0].name, old[1].name]  # manifest first
+    assert not old[0].exists() and not old[1].exists() and old[2].exists() and old[3].exists()
+    assert rotation["summary"].startswith("rotation of journal in ") and f"deleted {OLDER[0]}" in rotation["summary"]
+    assert [m["id"] for m in rotation["kept"]] == [ID, OLDER[1]]
+    assert result["lock_released"] is True and not lock.exists()
+
+
+def test_a_bad_policy_fails_before_anything_is_published_and_releases_the_lock(staged):
+    older_backups(staged)
+    lock = hold_lock(staged, "run-a")
+    before = listing(staged)
+    result = publish(staged, rotate={"app": "journal", "policy": {"keep_last": -1}}, release_lock="run-a")
+    assert result.failed and "backup_retention: keep_last must be 0 or more" in result.msg, result.msg
+    assert "nothing was published" in result.msg and result["published"] == []
+    assert listing(staged) == [n for n in before if n != ".lock"]
+    assert result["lock_released"] is True and not lock.exists()
+
+
+def test_a_rotation_failure_after_publication_says_what_was_published(staged):
+    old = older_backups(staged)
+    bad = json.loads(old[0].read_text())
+    old[0].write_text(json.dumps(dict(bad, file="../../etc/passwd")))
+    lock = hold_lock(staged, "run-a")
+    result = publish(staged, rotate={"app": "journal", "policy": {"keep_last": 1}}, release_lock="run-a")
+    assert result.failed, result
+    assert f"backup {ID} was published" in result.msg and "rotation failed" in result.msg, result.msg
+    assert "'../../etc/passwd', which is not a file of" in result.msg
+    assert Path(result["published"][-1]).name == f"journal-{ID}.json" and (staged / f"journal-{ID}.json").is_file()
+    assert all(p.exists() for p in old), "rotation deleted something though it failed"
+    assert result["lock_released"] is True and not lock.exists()
+
+
+def test_another_runs_lock_is_left_alone(staged):
+    lock = hold_lock(staged, "run-b")
+    result = publish(staged, rotate={"app": "journal", "policy": {"keep_last": 1}}, release_lock="run-a")
+    assert not result.failed and result["lock_released"] is False and lock.exists()
+
+
+def test_check_mode_says_what_rotation_would_delete_and_changes_nothing(staged):
+    older_backups(staged)
+    lock = hold_lock(staged, "run-a")
+    before = listing(staged)
+    result = publish(
+        staged, check_mode=True, rotate={"app": "journal", "policy": {"keep_last": 1}}, release_lock="run-a"
+    )
+    assert result.changed and not result.failed, result.msg
+    assert result["rotation"]["plan"]["delete"] == [OLDER[1], OLDER[0]]
+    assert f"would delete {OLDER[1]}" in result["rotation"]["summary"]
+    assert f"would keep {ID}" in result["rotation"]["summary"]
+    assert listing(staged) == before and lock.exists() and result["lock_released"] is False
