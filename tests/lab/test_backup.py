@@ -98,13 +98,13 @@ def test_a_held_lock_is_refused_naming_its_holder(seeded):
     assert "journal-t-locked.dump" not in backup_files()
 
 
-def test_a_bad_retention_policy_fails_before_anything_is_published(seeded):
-    # Rotation runs in publication's call: its policy is checked before the first rename.
+def test_a_bad_retention_policy_fails_before_the_dump(seeded):
     before = backup_files()
     result, _ = ansible_playbook(
         "backup.yml", "-e", "backup_id=t-policy", "-e", '{"backup_retention": {"keep_last": -1}}'
     )
     assert result.returncode != 0
-    assert "backup_retention: keep_last must be 0 or more" in result.stdout, result.stdout[-5000:]
-    assert "Nothing was published and no backup was rotated" in result.stdout
-    assert backup_files() == before  # no temporary file, no lock left
+    assert "backup_retention ({'keep_last': -1}) must map keep_last" in result.stdout, result.stdout[-5000:]
+    assert "whole numbers, 0 or more" in result.stdout
+    assert "BACKUP | Dump the database" not in result.stdout  # refused before anything changed
+    assert backup_files() == before

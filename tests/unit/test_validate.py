@@ -207,6 +207,12 @@ CASES = [
         expect=(r"Variable 'app_port' is no longer read; use 'app_http_port' instead",),
     ),
     Case(
+        "slots_without_green",
+        "app_slots with blue only: the message names app_slots and the keys it needs",
+        mutations=(edit_vars("app.yml", lambda d: d.update(app_slots={"blue": {"group": "app", "port": 8101}})),),
+        expect=(r"app_slots must have exactly the keys blue and green, got \[.blue.\]",),
+    ),
+    Case(
         "several_problems_at_once",
         "a bad app_name, a worker of kind cron and two beats are all reported in one run",
         mutations=(
