@@ -105,98 +105,25 @@ lock:
       type: dict
 """
 
-import os
-import pwd
-import stat
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsbook.webstack.plugins.module_utils.lock import LockHeld, describe, take
-
-
-def ensure_directory(module: AnsibleModule, path: str, uid: int, gid: int, mode: int) -> str:
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None and not stat.S_ISDIR(info.st_mode):
-        module.fail_json(msg=f"path {path} exists and is not a directory; nothing was changed")
-    if info is None:
-        if not module.check_mode:
-            os.makedirs(path, mode=mode)
-            os.chown(path, uid, gid)
-            os.chmod(path, mode)
-        return "created"
-    if (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (uid, gid, mode):
-        return "ok"
-    if not module.check_mode:
-        os.chown(path, uid, gid)
-        os.chmod(path, mode)
-    return "corrected"
+from ansible_collections.opsbook.webstack.plugins.module_utils.prepare import (
+    PREPARE_SPEC,
+    PrepareError,
+    check,
+    done_or_lock,
+    ensure_directory,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            owner=dict(type="str", required=True),
-            mode=dict(type="str", default="0700"),
-            done=dict(type="str", required=True),
-            lock=dict(
-                type="dict",
-                required=True,
-                options=dict(
-                    token=dict(type="str", required=True, no_log=False),
-                    holder=dict(type="dict", default={}),
-                    stale_after=dict(type="int", default=21600),
-                ),
-            ),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=PREPARE_SPEC, supports_check_mode=True)
     params = module.params
-    path = params["path"]
-    done_name = params["done"]
-    if not done_name or "/" in done_name or done_name in (".", ".."):
-        module.fail_json(msg=f"done must be a file name inside {path}, got {done_name!r}; nothing was changed")
     try:
-        mode = int(params["mode"], 8)
-    except ValueError:
-        module.fail_json(msg=f"mode must be octal digits such as 0700, got {params['mode']!r}; nothing was changed")
-    try:
-        user = pwd.getpwnam(params["owner"])
-    except KeyError:
-        module.fail_json(msg=f"owner {params['owner']!r} is not a user of this host; nothing was changed")
-    uid, gid = user.pw_uid, user.pw_gid
-
-    directory = ensure_directory(module, path, uid, gid, mode)
-    lock_path = os.path.join(path, ".lock")
-    result = {
-        "changed": directory != "ok",
-        "directory": directory,
-        "done": False,
-        "lock": {"taken": False, "path": lock_path},
-    }
-    if directory != "created" and os.path.lexists(os.path.join(path, done_name)):
-        result["done"] = True
-        module.exit_json(**result)
-
-    lock = params["lock"]
-    try:
-        taken = take(
-            lock_path,
-            lock["token"],
-            lock["holder"],
-            stale_after=lock["stale_after"],
-            check_mode=module.check_mode,
-        )
-    except LockHeld as held:
-        module.fail_json(msg=held.msg, holder=held.holder, directory=directory, done=False)
-    result["lock"].update(taken=not module.check_mode, holder=taken["holder"])
-    result["changed"] = result["changed"] or taken["changed"]
-    if "taken_over" in taken:
-        result["lock"]["taken_over"] = taken["taken_over"]
-        if not module.check_mode:
-            module.warn(f"took over the stale lock {lock_path} of {describe(taken['taken_over'])}")
+        uid, gid, mode = check(params)
+        directory = ensure_directory(params["path"], uid, gid, mode, module.check_mode)
+        result = done_or_lock(params, directory, module.check_mode, module.warn)
+    except PrepareError as exc:
+        module.fail_json(msg=exc.msg, **exc.extra)
     module.exit_json(**result)
 
 

@@ -19,6 +19,12 @@ description:
     second pass over the file, so verification ends about when the dump does. A dump that fails
     it is removed and the module fails naming the reason.
   - Returns what a backup manifest needs; the backup role writes the manifest.
+  - With O(prepare), the backup role's first step happens in the same call, before the dump
+    (M(opsbook.webstack.backup_prepare) does the same on its own). The backup directory is made
+    or corrected; a backup whose O(prepare.done) exists is not taken again (RV(done), nothing
+    dumped, no lock); otherwise the backup lock C(<prepare.path>/.lock) is taken. Run as root,
+    the module then drops to O(prepare.owner) (its primary and supplementary groups) for the
+    lock and the dump, as C(become_user) would. When the dump fails, the lock is released.
   - The password never appears in a command line; C(pg_dump) gets it through its environment.
 options:
   database:
@@ -77,6 +83,46 @@ options:
     description: Directory holding pg_dump; empty to find it on PATH or in /usr/lib/postgresql/*/bin.
     type: path
     default: ""
+  prepare:
+    description:
+      - Prepare the backup directory and take the backup lock first (see the description).
+    type: dict
+    suboptions:
+      path:
+        description: The backup directory.
+        type: path
+        required: true
+      owner:
+        description:
+          - User that owns O(prepare.path), with its primary group; the dump runs as this user
+            when the module runs as root.
+        type: str
+        required: true
+      mode:
+        description: Mode of O(prepare.path), octal digits.
+        type: str
+        default: "0700"
+      done:
+        description: File name in O(prepare.path) whose presence means this backup was published already.
+        type: str
+        required: true
+      lock:
+        description: The lock to take when the backup is not taken already.
+        type: dict
+        required: true
+        suboptions:
+          token:
+            description: Identifies this run; only this token releases the lock.
+            type: str
+            required: true
+          holder:
+            description: What to record about the holder (user, controller, release, action).
+            type: dict
+            default: {}
+          stale_after:
+            description: A lock older than this many seconds is stale and taken over.
+            type: int
+            default: 21600
 attributes:
   check_mode:
     support: full
@@ -101,6 +147,20 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+done:
+  description: With O(prepare), whether O(prepare.done) exists (published already; nothing dumped, no lock).
+  returned: always
+  type: bool
+directory:
+  description: With O(prepare), what was done to O(prepare.path) (V(created), V(corrected), V(ok)).
+  returned: with O(prepare)
+  type: str
+lock:
+  description:
+    - With O(prepare), the backup lock (C(taken), C(path), C(holder), and C(taken_over) when a stale
+      lock was taken over). After a failed dump, C(taken) is false (the lock was released).
+  returned: with O(prepare)
+  type: dict
 dest:
   description: Path written.
   returned: always
@@ -170,7 +230,9 @@ verification:
 """
 
 import glob
+import json
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -187,6 +249,14 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import
     describe_mismatches,
     directory_sha256,
     file_sha256,
+)
+from ansible_collections.opsbook.webstack.plugins.module_utils.prepare import (
+    PREPARE_SPEC,
+    PrepareError,
+    check,
+    done_or_lock,
+    ensure_directory,
+    give_back,
 )
 
 try:
@@ -380,40 +450,100 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
     return rc, dump_stderr, verification, None
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "database": {"type": "str", "required": True},
-            "dest": {"type": "path", "required": True},
-            "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
-            "jobs": {"type": "int", "default": 1},
-            "compress": {"type": "int", "default": 6},
-            "verify": {"type": "str", "choices": ["none", "content"], "default": "none"},
-            "migrations": {"type": "str", "choices": ["none", "django"], "default": "none"},
-            "login_host": {"type": "str", "default": ""},
-            "login_port": {"type": "int", "default": 5432},
-            "login_user": {"type": "str", "default": ""},
-            "login_password": {"type": "str", "default": "", "no_log": True},
-            "bin_dir": {"type": "path", "default": ""},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    result = {"changed": True, "dest": p["dest"], "format": p["format"], "compression": p["compress"]}
-    if not 0 <= p["compress"] <= 9:
-        module.fail_json(msg=f"compress must be 0-9, got {p['compress']}", **result)
-    if p["jobs"] < 1 or (p["jobs"] > 1 and p["format"] != "directory"):
-        module.fail_json(msg="jobs must be 1, or more than 1 only with format=directory", **result)
-    if p["verify"] == "content" and p["format"] != "custom":
-        module.fail_json(
-            msg="verify=content needs format=custom; verify a directory archive with pg_dump_verify", **result
-        )
+class Failed(Exception):
+    """The module fails with msg and these fields (over the result's)."""
+
+    def __init__(self, msg: str, **fields) -> None:
+        super().__init__(msg)
+        self.fields = dict(fields, msg=msg)
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Run as uid from here on (primary group gid and the user's supplementary groups), as
+    become_user would: the dump's files are the user's, and peer authentication sees the user."""
+    user = pwd.getpwuid(uid)
+    os.initgroups(user.pw_name, gid)
+    os.setgid(gid)
+    os.setuid(uid)
+    os.environ.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
+    os.chdir("/")  # root's working directory may not be readable by the user
+
+
+def as_user(uid: int, gid: int, body, result: dict, warnings: list) -> tuple[bool, dict]:
+    """Run body() in a child process as uid; (succeeded, the result's fields).
+
+    A child, not the module's own process: Ansible's module code loads parts of itself lazily
+    from a payload only root can read, and the module answers Ansible as root. The child sends
+    plain JSON through a pipe."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            try:
+                drop_privileges(uid, gid)
+                payload = {"ok": True, "fields": body()}
+            except Failed as exc:
+                payload = {"ok": False, "fields": {**result, **exc.fields}}
+            payload["warnings"] = warnings
+            data = json.dumps(payload, default=str)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the module
+            fields = {**result, "msg": f"the dump as uid {uid} failed: {exc}", "exception": traceback.format_exc()}
+            data = json.dumps({"ok": False, "fields": fields, "warnings": []}, default=str)
+        with os.fdopen(write_fd, "w") as pipe:
+            pipe.write(data)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        return False, {
+            **result,
+            "msg": f"the dump's process as uid {uid} ended without a result (wait status {status})",
+        }
+    payload = json.loads(data)
+    warnings[:] = payload["warnings"]
+    return payload["ok"], payload["fields"]
+
+
+def work(p: dict, check_mode: bool, result: dict, directory: str | None, warnings: list) -> dict:
+    """As the dump's user: with prepare, published already or the lock; then the dump.
+
+    The result's fields; raises Failed (a lock this call took is released first)."""
+    prepared = None
+    if p["prepare"]:
+        try:
+            prepared = done_or_lock(p["prepare"], directory, check_mode, warnings.append)
+        except PrepareError as exc:
+            raise Failed(exc.msg, **exc.extra) from None
+        except OSError as exc:
+            raise Failed(
+                f"could not take the backup lock in {p['prepare']['path']}: {exc}; nothing was dumped"
+            ) from None
+        result.update(directory=prepared["directory"], done=prepared["done"], lock=prepared["lock"])
+        if prepared["done"]:
+            result.update(
+                changed=prepared["changed"], msg=f"{p['prepare']['done']} exists: published already, not taken again"
+            )
+            return result
+    try:
+        return dump(p, check_mode, result)
+    except Failed:
+        if prepared is not None:
+            give_back(prepared, p["prepare"]["lock"]["token"])
+            result["lock"] = prepared["lock"]
+        raise
+
+
+def dump(p: dict, check_mode: bool, result: dict) -> dict:
+    """The dump with counts from the same snapshot (verified while written with verify=content)."""
     if os.path.lexists(p["dest"]):
-        module.fail_json(msg=f"{p['dest']} already exists: a dump never overwrites a file", **result)
-    if module.check_mode:
-        module.exit_json(**result)
+        raise Failed(f"{p['dest']} already exists: a dump never overwrites a file")
+    if check_mode:
+        return result
     if _driver is None:
-        module.fail_json(msg=missing_required_lib("psycopg or psycopg2"), exception=DRIVER_ERROR)
+        raise Failed(missing_required_lib("psycopg or psycopg2"), exception=DRIVER_ERROR)
 
     pg_dump = find_pg_dump(p["bin_dir"])
     started = time.monotonic()
@@ -445,26 +575,27 @@ def main() -> None:
             rc, stderr, verification, error = dump_verified(argv, env, p["dest"], pg_restore, counter.counts)
             result["verification"] = verification
         else:
-            dump = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace", check=False)  # noqa: S603
-            rc, stderr, error = dump.returncode, dump.stderr, None
+            run = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace", check=False)  # noqa: S603
+            rc, stderr, error = run.returncode, run.stderr, None
         if rc not in (0, None):
             remove(p["dest"])
-            module.fail_json(msg=f"pg_dump failed (exit {rc}): {stderr.strip()}", **result)
+            raise Failed(f"pg_dump failed (exit {rc}): {stderr.strip()}")
         if error is not None:
             remove(p["dest"])
             result["verification"]["reason"] = error.reason
-            module.fail_json(
-                msg=f"The dump of {p['database']} failed verification while it was written ({error.reason}): "
-                f"{error.message}. It was removed.",
-                **result,
+            raise Failed(
+                f"The dump of {p['database']} failed verification while it was written ({error.reason}): "
+                f"{error.message}. It was removed."
             )
         tables = counter.counts()
         migrations = read_migrations(cur) if p["migrations"] == "django" else []
         version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
         cur.execute("ROLLBACK")
+    except Failed:
+        raise
     except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
         remove(p["dest"])
-        module.fail_json(msg=f"Dump of {p['database']} failed: {exc}", exception=traceback.format_exc(), **result)
+        raise Failed(f"Dump of {p['database']} failed: {exc}", exception=traceback.format_exc()) from None
     finally:
         if conn is not None:
             conn.close()
@@ -484,7 +615,64 @@ def main() -> None:
         pg_dump_version=version.stdout.strip().split()[-1] if version.returncode == 0 else "unknown",
         duration=round(time.monotonic() - started, 3),
     )
-    module.exit_json(**result)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "database": {"type": "str", "required": True},
+            "dest": {"type": "path", "required": True},
+            "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
+            "jobs": {"type": "int", "default": 1},
+            "compress": {"type": "int", "default": 6},
+            "verify": {"type": "str", "choices": ["none", "content"], "default": "none"},
+            "migrations": {"type": "str", "choices": ["none", "django"], "default": "none"},
+            "login_host": {"type": "str", "default": ""},
+            "login_port": {"type": "int", "default": 5432},
+            "login_user": {"type": "str", "default": ""},
+            "login_password": {"type": "str", "default": "", "no_log": True},
+            "bin_dir": {"type": "path", "default": ""},
+            "prepare": {"type": "dict", "options": PREPARE_SPEC},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {"changed": True, "dest": p["dest"], "format": p["format"], "compression": p["compress"], "done": False}
+    if not 0 <= p["compress"] <= 9:
+        module.fail_json(msg=f"compress must be 0-9, got {p['compress']}", **result)
+    if p["jobs"] < 1 or (p["jobs"] > 1 and p["format"] != "directory"):
+        module.fail_json(msg="jobs must be 1, or more than 1 only with format=directory", **result)
+    if p["verify"] == "content" and p["format"] != "custom":
+        module.fail_json(
+            msg="verify=content needs format=custom; verify a directory archive with pg_dump_verify", **result
+        )
+    directory, owner = None, None
+    if p["prepare"]:
+        # The backup directory as the module's user (root, in the backup role): made or corrected.
+        try:
+            uid, gid, mode = check(p["prepare"])
+            directory = ensure_directory(p["prepare"]["path"], uid, gid, mode, module.check_mode)
+        except PrepareError as exc:
+            module.fail_json(**{**result, **exc.extra, "msg": exc.msg})
+        except OSError as exc:
+            module.fail_json(msg=f"could not prepare {p['prepare']['path']}: {exc}; nothing was dumped", **result)
+        if os.geteuid() == 0 and uid != 0:
+            owner = (uid, gid)
+
+    warnings: list[str] = []
+    if owner is not None:
+        ok, fields = as_user(*owner, lambda: work(p, module.check_mode, result, directory, warnings), result, warnings)
+    else:
+        try:
+            ok, fields = True, work(p, module.check_mode, result, directory, warnings)
+        except Failed as exc:
+            ok, fields = False, {**result, **exc.fields}
+    for warning in warnings:
+        module.warn(warning)
+    if ok:
+        module.exit_json(**fields)
+    module.fail_json(**fields)
 
 
 if __name__ == "__main__":

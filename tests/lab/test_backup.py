@@ -87,12 +87,15 @@ def test_a_held_lock_is_refused_naming_its_holder(seeded):
               "action": "backup x of journal", "token": "theirs"}  # fmt: skip
     lab_exec("db1", "mkdir", f"{BACKUP_DIR}/.lock")
     lab_exec("db1", "sh", "-c", f"echo '{json.dumps(holder)}' > {BACKUP_DIR}/.lock/holder.json")
+    # The holder's dump in progress, under the id this run asks for too.
+    lab_exec("db1", "touch", f"{BACKUP_DIR}/.tmp-t-locked.dump")
     try:
         result, _ = ansible_playbook("backup.yml", "-e", "backup_id=t-locked")
-        # The held lock is left as it was: it is not this run's to release.
+        # The held lock and the holder's files are left as they were: they are not this run's.
         assert json.loads(lab_exec("db1", "cat", f"{BACKUP_DIR}/.lock/holder.json").stdout) == holder
+        assert ".tmp-t-locked.dump" in backup_files()
     finally:
-        lab_exec("db1", "rm", "-rf", f"{BACKUP_DIR}/.lock")
+        lab_exec("db1", "rm", "-rf", f"{BACKUP_DIR}/.lock", f"{BACKUP_DIR}/.tmp-t-locked.dump")
     assert result.returncode != 0
     assert "someone@elsewhere since 2026-11-29T03:00:00Z (release r7, backup x of journal)" in result.stdout
     assert "journal-t-locked.dump" not in backup_files()

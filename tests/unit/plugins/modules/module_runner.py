@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,12 @@ class ModuleResult:
         return self.data[key]
 
 
-def run_module(name: str, args: dict, *, check_mode: bool = False) -> ModuleResult:
-    """Call opsbook.webstack.<name>'s main() with args; what it prints is what Ansible would receive."""
+def run_module(name: str, args: dict, *, check_mode: bool = False, isolated: bool = False) -> ModuleResult:
+    """Call opsbook.webstack.<name>'s main() with args; what it prints is what Ansible would receive.
+
+    isolated: in a forked child, for a module that changes its process (drops privileges)."""
+    if isolated:
+        return _run_forked(name, args, check_mode)
     module = importlib.import_module(f"ansible_collections.opsbook.webstack.plugins.modules.{name}")
     args = dict(args)
     if check_mode:
@@ -61,3 +66,25 @@ def run_module(name: str, args: dict, *, check_mode: bool = False) -> ModuleResu
     except ValueError:
         raise AssertionError(f"{name} printed no JSON result:\n{out}") from None
     return ModuleResult(data, out, code)
+
+
+def _run_forked(name: str, args: dict, check_mode: bool) -> ModuleResult:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, send the result, never return into pytest
+        os.close(read_fd)
+        try:
+            result = run_module(name, args, check_mode=check_mode)
+            payload = json.dumps({"data": result.data, "stdout": result.stdout, "exit_code": result.exit_code})
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent as the test's failure
+            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        with os.fdopen(write_fd, "w") as pipe:
+            pipe.write(payload)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        payload = json.loads(pipe.read() or '{"error": "the child sent nothing"}')
+    os.waitpid(pid, 0)
+    if "error" in payload:
+        raise AssertionError(f"{name} in a child process: {payload['error']}")
+    return ModuleResult(payload["data"], payload["stdout"], payload["exit_code"])

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
+import shutil
+import stat
 import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import file_sha256, open_archive
@@ -300,3 +307,90 @@ def test_migrations_of_a_database_without_django_are_empty(database, tmp_path):
     result = run_module("pg_backup_dump", args(database, tmp_path / "n.dump", migrations="django"))
     assert not result.failed and result["migrations"] == []
     assert run_module("pg_backup_dump", args(database, tmp_path / "o.dump"))["migrations"] == []
+
+
+# prepare: the backup role's first step in the dump's call (directory, published already, lock).
+
+
+@pytest.fixture
+def backup_parent():
+    """A directory the dump's owner can reach (pytest's tmp_path is root's, mode 0700)."""
+    parent = Path(tempfile.mkdtemp(prefix="opsbook-prepare-", dir="/tmp"))
+    parent.chmod(0o755)
+    yield parent
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def owner_name() -> str:
+    """The backup role's owner when the tests run as root (the module drops to it); else the tests' user."""
+    if os.geteuid() == 0:
+        return "postgres"
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def prepared_args(server, directory: Path, token: str = "run-a", **extra):
+    return args(
+        server,
+        directory / ".tmp-p1.dump",
+        prepare={"path": str(directory), "owner": owner_name(), "done": "journal-p1.json",
+                 "lock": {"token": token, "holder": {"user": "alice", "action": "backup p1 of journal"}}},
+        **extra,
+    )  # fmt: skip
+
+
+def test_prepare_makes_the_directory_takes_the_lock_and_dumps_as_its_owner(database, backup_parent):
+    directory = backup_parent / "journal"
+    result = run_module("pg_backup_dump", prepared_args(database, directory, verify="content"), isolated=True)
+    assert not result.failed, result.msg
+    owner = pwd.getpwnam(owner_name())
+    info = directory.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (owner.pw_uid, owner.pw_gid, 0o700)
+    assert result["directory"] == "created" and result["done"] is False
+    assert result["lock"]["taken"] is True and result["lock"]["holder"]["user"] == "alice"
+    holder = json.loads((directory / ".lock" / "holder.json").read_text())
+    assert holder["token"] == "run-a" and (directory / ".lock").stat().st_uid == owner.pw_uid
+    dump = directory / ".tmp-p1.dump"
+    assert dump.stat().st_uid == owner.pw_uid and result["tables"]["audit.event"] == 250
+    assert result["verification"]["level"] == "content"
+
+
+def test_prepare_a_published_backup_is_not_taken_again(database, backup_parent):
+    directory = backup_parent / "journal"
+    first = run_module("pg_backup_dump", prepared_args(database, directory), isolated=True)
+    assert not first.failed, first.msg
+    shutil.rmtree(directory / ".lock")
+    (directory / ".tmp-p1.dump").rename(directory / "journal-p1.dump")
+    (directory / "journal-p1.json").write_text("{}")
+    before = sorted(p.name for p in directory.iterdir())
+    again = run_module("pg_backup_dump", prepared_args(database, directory, token="run-b"), isolated=True)
+    assert not again.failed and not again.changed, again.msg
+    assert again["done"] is True and again["lock"]["taken"] is False and "tables" not in again.data
+    assert sorted(p.name for p in directory.iterdir()) == before  # no lock, no dump
+
+
+def test_prepare_a_held_lock_fails_naming_its_holder_and_dumps_nothing(database, backup_parent):
+    directory = backup_parent / "journal"
+    first = run_module("pg_backup_dump", prepared_args(database, directory), isolated=True)
+    assert not first.failed, first.msg
+    (directory / ".tmp-p1.dump").unlink()
+    result = run_module("pg_backup_dump", prepared_args(database, directory, token="run-b"), isolated=True)
+    assert result.failed and "alice" in result.msg and "backup p1 of journal" in result.msg, result.msg
+    assert not (directory / ".tmp-p1.dump").exists()
+    assert json.loads((directory / ".lock" / "holder.json").read_text())["token"] == "run-a"  # left alone
+
+
+def test_prepare_a_failed_dump_releases_the_lock(database, backup_parent):
+    directory = backup_parent / "journal"
+    result = run_module(
+        "pg_backup_dump", dict(prepared_args(database, directory), database="no_such_database"), isolated=True
+    )
+    assert result.failed and "no_such_database" in result.msg, result.msg
+    assert result["lock"]["taken"] is False
+    assert sorted(p.name for p in directory.iterdir()) == []  # no lock, no partial dump
+
+
+def test_prepare_check_mode_changes_nothing(database, backup_parent):
+    directory = backup_parent / "journal"
+    result = run_module("pg_backup_dump", prepared_args(database, directory), check_mode=True, isolated=True)
+    assert not result.failed and result["directory"] == "created" and result["lock"]["taken"] is False, result.msg
+    assert not directory.exists()
