@@ -1,27 +1,62 @@
 #!/usr/bin/env bash
-# The raw baseline for bench/deploy/run.py: the same deploy steps as playbooks/deploy.yml,
-# as a plain shell script over `docker exec`, with none of its safety (no preflight, lock,
-# load balancer handling, drain, health gate through lb1, rollback or records).
-#   bench/deploy/baseline.sh <lab> <ref> <git dir>
-# Install runs on both app hosts in parallel (as Ansible's forks do), migrate once on app1,
-# collectstatic per host, then per host: switch, restart beat/worker/web, wait for /health/.
+# The raw baselines for bench/deploy/run.py: playbooks/deploy.yml's deploy as a plain shell
+# script over `docker exec`.
+#   bench/deploy/baseline.sh [--same-steps] <lab> <ref> <git dir>
+# Bare (default): install on both app hosts in parallel (as Ansible's forks do), migrate once
+# on app1, collectstatic per host, then per host: switch, restart beat/worker/web, wait for
+# /health/; none of deploy.yml's safety (no preflight, lock, load balancer handling, drain,
+# health gate through lb1, rollback or records).
+# --same-steps: the steps deploy.yml takes on success, each as one plain command: a lock
+# (mkdir), preflight (free disk per host, the database and the broker answer, pending
+# migrations listed), the install, migrate and collectstatic as above, then one host at a
+# time: out of nginx (mark the upstream server down, nginx -t, reload), wait for requests in
+# flight (deploy_lb_drain_seconds, 2 s), switch, restart beat, workers (warm shutdown: running
+# tasks finish) and web, wait until the host serves the release healthy, back into nginx;
+# then the release through lb1, a JSON line in each host's deploy log and its local fact, old
+# releases beyond 5 removed, unlock. No rollback (nothing fails here), no hooks, no checks of
+# what a command did beyond its exit status.
 set -euo pipefail
+same=0
+if [ "${1:-}" = --same-steps ]; then same=1; shift; fi
 lab=$1 ref=$2 repo=$3
 root=/srv/journal
+upstream=/etc/nginx/opsbook/journal-upstream.conf
 rev="$(git --git-dir "${repo}" rev-parse --verify "${ref}^{commit}")"
 release="$(date -u +%Y%m%dT%H%M%SZ)-${ref}-raw"
+started=$(date +%s)
 archive="$(mktemp --suffix=.tar.gz)"
-trap 'rm -f "${archive}"' EXIT
+cleanup() {
+  rm -f "${archive}"
+  [ "${same}" = 1 ] && docker exec "${lab}-app1" rmdir "${root}/.raw-deploy.lock" 2>/dev/null || true
+}
+trap cleanup EXIT
 git --git-dir "${repo}" archive --format=tar.gz --output="${archive}" "${rev}"
 chmod 0644 "${archive}"  # mktemp makes it 0600; the app user unpacks it
 
 as_app() { local host=$1; shift; docker exec --user journal --workdir "${root}/releases/${release}" "${lab}-${host}" "$@"; }
 manage() {
-  local host=$1; shift
+  local host=$1 dir=$2; shift 2
   # The env file as the units read it, without putting secrets in argv.
-  docker exec --user journal --workdir "${root}/releases/${release}" "${lab}-${host}" \
+  docker exec --user journal --workdir "${dir}" "${lab}-${host}" \
     bash -c 'set -a; . /srv/journal/shared/env; set +a; exec venv/bin/python manage.py "$@"' manage "$@"
 }
+nginx_mark() {  # host down|up
+  local host=$1 state=$2 expr
+  if [ "${state}" = down ]; then expr="s/^\(\s*server ${host}:8000 [^;]*\);/\1 down;/"
+  else expr="s/^\(\s*server ${host}:8000 [^;]*\) down;/\1;/"; fi
+  docker exec "${lab}-lb1" bash -c "sed -i '${expr}' ${upstream} && nginx -t -q && systemctl reload nginx.service"
+}
+
+if [ "${same}" = 1 ]; then
+  docker exec "${lab}-app1" mkdir "${root}/.raw-deploy.lock"
+  for host in app1 app2; do
+    free=$(docker exec "${lab}-${host}" df --output=avail -B1 "${root}" | tail -n 1)
+    [ "${free}" -gt 1073741824 ] || { echo "${host}: less than 1 GiB free under ${root}" >&2; exit 1; }
+    # The database and the broker answer from the app host (their ports, as deploy.yml checks).
+    docker exec "${lab}-${host}" bash -c 'exec 3<>/dev/tcp/db1/5432 && exec 4<>/dev/tcp/db1/6379'
+  done
+  manage app1 "${root}/current" showmigrations --plan | grep -c '^\[ \]' || true
+fi
 
 install() {
   local host=$1 wheels
@@ -37,17 +72,30 @@ install() {
 install app1 & a=$!
 install app2 & b=$!
 wait "${a}"; wait "${b}"
-manage app1 migrate --noinput >/dev/null
-for host in app1 app2; do manage "${host}" collectstatic --noinput >/dev/null; done
+manage app1 "${root}/releases/${release}" migrate --noinput >/dev/null
+for host in app1 app2; do manage "${host}" "${root}/releases/${release}" collectstatic --noinput >/dev/null; done
 for host in app1 app2; do
+  if [ "${same}" = 1 ]; then nginx_mark "${host}" down; sleep 2; fi
   docker exec "${lab}-${host}" bash -c "ln -sfnT releases/${release} ${root}/current.new && mv -fT ${root}/current.new ${root}/current"
-  units="journal-worker.service journal.service"
-  [ "${host}" = app1 ] && units="journal-beat.service ${units}"
-  # shellcheck disable=SC2086
-  docker exec "${lab}-${host}" systemctl restart ${units}
+  [ "${host}" = app1 ] && docker exec "${lab}-${host}" systemctl restart journal-beat.service
+  # SIGTERM is Celery's warm shutdown: systemd waits for the running tasks (TimeoutStopSec).
+  docker exec "${lab}-${host}" systemctl restart journal-worker.service journal.service
   for _ in $(seq 1 90); do
     docker exec "${lab}-${host}" curl -fs http://127.0.0.1:8000/health/ | grep -q "\"version\": \"${release}\"" && break
     sleep 1
   done
+  if [ "${same}" = 1 ]; then nginx_mark "${host}" up; fi
 done
+if [ "${same}" = 1 ]; then
+  for _ in $(seq 1 30); do
+    docker exec "${lab}-lb1" curl -fs http://127.0.0.1/health/ | grep -q "\"version\": \"${release}\"" && break
+    sleep 1
+  done
+  line="{\"release\": \"${release}\", \"revision\": \"${rev}\", \"result\": \"ok\", \"seconds\": $(( $(date +%s) - started ))}"
+  for host in app1 app2; do
+    docker exec "${lab}-${host}" bash -c "mkdir -p /var/log/opsbook && echo '${line}' >> /var/log/opsbook/journal-raw-deploy.jsonl"
+    docker exec "${lab}-${host}" bash -c "mkdir -p /etc/ansible/facts.d && echo '${line}' > /etc/ansible/facts.d/opsbook_raw_deploy.fact"
+    docker exec "${lab}-${host}" bash -c "cd ${root}/releases && ls -1t | tail -n +6 | grep -vx '${release}' | xargs -r rm -rf --"
+  done
+fi
 echo "${release}"

@@ -10,6 +10,11 @@ Needs the lab up and deployed (scripts/demo.sh). In one run, on the lab:
   collectstatic, rolling switch out of the load balancer, drained workers, health gates,
   records);
 - noop: playbooks/deploy.yml again with the same ref (nothing to do);
+- raw_same_steps: baseline.sh --same-steps deploys the first ref: the steps deploy.yml takes
+  on success (lock, preflight, one host at a time out of nginx, drain wait, warm restarts,
+  health per host and through lb1, records, cleanup), each one plain command;
+- ours_back: playbooks/deploy.yml deploys the second ref again, right after (the lab ends as
+  it began), paired with raw_same_steps;
 - during raw and ours, tests/lab/loadgen.py sends constant load through lb1 and counts failed
   requests (a request is retried only when its connection closed before any response byte).
 
@@ -70,6 +75,12 @@ def main() -> None:
     raw = timed([str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")], True, rate)
     ours = timed(playbook, True, rate)
     noop = timed(playbook, False, rate)
+    raw_same = timed(
+        [str(ROOT / "bench" / "deploy" / "baseline.sh"), "--same-steps", LAB, raw_ref, str(CACHE / "journal.git")],
+        True,
+        rate,
+    )
+    ours_back = timed(playbook, True, rate)
 
     result = {
         "benchmark": "deploy",
@@ -81,19 +92,23 @@ def main() -> None:
         "raw": raw,
         "ours": ours,
         "noop": noop,
+        "raw_same_steps": raw_same,
+        "ours_back": ours_back,
         "ratio_ours_to_raw": round(ours["seconds"] / raw["seconds"], 2),
         "ratio_noop_to_raw": round(noop["seconds"] / raw["seconds"], 2),
+        "ratio_ours_to_raw_same_steps": round(ours_back["seconds"] / raw_same["seconds"], 2),
     }
     default_out = ROOT / "bench" / "results" / f"deploy-{datetime.date.today().isoformat()}.json"
     out = Path(args.out) if args.out else default_out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'line':<8}{'seconds':>10}{'requests':>10}{'failed':>8}{'retried':>9}")
-    for name in ("raw", "ours", "noop"):
+    print(f"{'line':<16}{'seconds':>10}{'requests':>10}{'failed':>8}{'retried':>9}")
+    for name in ("raw", "ours", "noop", "raw_same_steps", "ours_back"):
         load = result[name]["load"] or {}
         sent, failed, retried = (load.get(k, "-") for k in ("sent", "failed", "retried"))
-        print(f"{name:<8}{result[name]['seconds']:>10}{sent:>10}{failed:>8}{retried:>9}")
+        print(f"{name:<16}{result[name]['seconds']:>10}{sent:>10}{failed:>8}{retried:>9}")
     print(f"ours/raw {result['ratio_ours_to_raw']} (goal <= 1.5), noop/raw {result['ratio_noop_to_raw']}")
+    print(f"ours_back/raw_same_steps {result['ratio_ours_to_raw_same_steps']}")
     print(f"written to {out}")
 
 
