@@ -151,6 +151,10 @@ rotation:
     summary:
       description: One line for people, naming each backup kept and deleted and why.
       type: str
+rotation_plan:
+  description: The rotation's plan when rotation failed while deleting (what it meant to delete).
+  returned: when rotation failed after planning
+  type: dict
 lock_released:
   description: Whether O(release_lock) released the lock.
   returned: always
