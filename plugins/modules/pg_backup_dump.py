@@ -529,7 +529,7 @@ def work(p: dict, check_mode: bool, result: dict, directory: str | None, warning
             return result
     try:
         return dump(p, check_mode, result)
-    except Failed:
+    except BaseException:  # Failed, or anything unforeseen: the lock must not stay held
         if prepared is not None:
             give_back(prepared, p["prepare"]["lock"]["token"])
             result["lock"] = prepared["lock"]
