@@ -27,7 +27,10 @@ started=$(date +%s)
 archive="$(mktemp --suffix=.tar.gz)"
 cleanup() {
   rm -f "${archive}"
-  [ "${same}" = 1 ] && docker exec "${lab}-app1" rmdir "${root}/.raw-deploy.lock" 2>/dev/null || true
+  if [ "${same}" = 1 ]; then
+    # Only a lock this run took: a run refused by another's lock (mkdir failed) leaves it.
+    if [ "${locked:-0}" = 1 ]; then docker exec "${lab}-app1" rmdir "${root}/.raw-deploy.lock"; fi
+  fi
 }
 trap cleanup EXIT
 git --git-dir "${repo}" archive --format=tar.gz --output="${archive}" "${rev}"
@@ -49,13 +52,16 @@ nginx_mark() {  # host down|up
 
 if [ "${same}" = 1 ]; then
   docker exec "${lab}-app1" mkdir "${root}/.raw-deploy.lock"
+  locked=1
   for host in app1 app2; do
     free=$(docker exec "${lab}-${host}" df --output=avail -B1 "${root}" | tail -n 1)
     [ "${free}" -gt 1073741824 ] || { echo "${host}: less than 1 GiB free under ${root}" >&2; exit 1; }
     # The database and the broker answer from the app host (their ports, as deploy.yml checks).
     docker exec "${lab}-${host}" bash -c 'exec 3<>/dev/tcp/db1/5432 && exec 4<>/dev/tcp/db1/6379'
   done
-  manage app1 "${root}/current" showmigrations --plan | grep -c '^\[ \]' || true
+  # Pending migrations listed (a failing showmigrations stops the deploy, as deploy.yml's does).
+  plan="$(manage app1 "${root}/current" showmigrations --plan)"
+  awk '/^\[ \]/ {n++} END {print n + 0 " pending migration(s)"}' <<<"${plan}"
 fi
 
 install() {
