@@ -11,7 +11,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from lab_helpers import PORT, ansible_playbook
+from lab_helpers import PORT, ansible_playbook, lab_exec
 
 
 @pytest.mark.lab
@@ -109,4 +109,26 @@ def test_deploy_of_an_unknown_ref_fails_before_any_change(demo_output):
     assert result.returncode != 0
     assert "deploy_ref 'no-such-tag' does not resolve to a commit" in result.stdout
     assert all(changed == 0 for changed in recap.values()), recap
+    assert served_version() == before
+
+
+@pytest.mark.lab
+def test_deploy_preflight_refuses_little_disk_and_an_unreachable_database_before_any_change(demo_output):
+    rc, _ = demo_output
+    assert rc == 0
+    before = served_version()
+    releases = lab_exec("app1", "ls", "/srv/journal/releases").stdout.split()
+    other = "v1" if before.endswith("-v2") else "v2"  # a ref to install, so the preflight runs
+    result, recap = deploy(
+        "-e", f"deploy_ref={other}", "-e", "deploy_min_free_mb=99999999", "-e", "app_db_port=5499",
+        "-e", "deploy_preflight_timeout=1",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert re.search(r"Preflight failed on app1 \(nothing was changed\): app1 has \d+ MiB free", result.stdout)
+    assert "below deploy_min_free_mb (99999999)" in result.stdout
+    assert "The database db1:5499 did not answer within 1 s (deploy_preflight_timeout)" in result.stdout
+    assert "The broker" not in result.stdout
+    assert all(changed == 0 for changed in recap.values()), recap
+    assert lab_exec("app1", "ls", "/srv/journal/releases").stdout.split() == releases
+    assert lab_exec("app1", "test", "-e", "/var/lib/opsbook/journal-deploy.lock", check=False).returncode != 0
     assert served_version() == before
