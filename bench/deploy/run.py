@@ -44,13 +44,15 @@ CACHE = Path(os.environ.get("OPSBOOK_CACHE") or Path.home() / ".cache" / "opsboo
 BIN = Path(sys.executable).parent
 
 
-def timed(argv: list[str], load: bool, rate: float) -> dict:
+def timed(argv: list[str], load: bool, rate: float, log: Path | None = None) -> dict:
     url = f"http://127.0.0.1:{PORT}/version/"
     generator = LoadGenerator(url, threads=4, rate=rate).start() if load else None
     started = time.monotonic()
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
     seconds = time.monotonic() - started
     counts = generator.stop() if generator else None
+    if log:
+        log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         sys.exit(f"{argv[0]} failed (rc {result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     return {"seconds": round(seconds, 1), "load": counts}
@@ -66,21 +68,35 @@ def main() -> None:
         help="requests/s of the constant load (0: as fast as 4 threads go, taking the CPU the deploys need)",
     )
     parser.add_argument("--out", help="result file (default bench/results/deploy-<date>.json)")
+    parser.add_argument("--logs", help="directory for each line's output (<line>.log), to profile a run")
     args = parser.parse_args()
     rate = args.rate
     raw_ref, our_ref = args.refs
     playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "playbooks/deploy.yml"]
     playbook += ["-e", f"deploy_ref={our_ref}"]
 
-    raw = timed([str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")], True, rate)
-    ours = timed(playbook, True, rate)
-    noop = timed(playbook, False, rate)
+    logs = Path(args.logs) if args.logs else None
+    if logs:
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def log(name: str) -> Path | None:
+        return logs / f"{name}.log" if logs else None
+
+    raw = timed(
+        [str(ROOT / "bench" / "deploy" / "baseline.sh"), LAB, raw_ref, str(CACHE / "journal.git")],
+        True,
+        rate,
+        log("raw"),
+    )
+    ours = timed(playbook, True, rate, log("ours"))
+    noop = timed(playbook, False, rate, log("noop"))
     raw_same = timed(
         [str(ROOT / "bench" / "deploy" / "baseline.sh"), "--same-steps", LAB, raw_ref, str(CACHE / "journal.git")],
         True,
         rate,
+        log("raw_same_steps"),
     )
-    ours_back = timed(playbook, True, rate)
+    ours_back = timed(playbook, True, rate, log("ours_back"))
 
     result = {
         "benchmark": "deploy",
