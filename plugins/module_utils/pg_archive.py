@@ -50,6 +50,7 @@ BLK_BLOBS = 3
 
 # pg_dump ends the COPY data of every table with this (dumpTableData_copy).
 COPY_END = b"\\.\n\n\n"
+COPY_END_LINE = b"\\.\n"  # pg_restore's output: the marker line, without the empty lines after it
 PLAIN_HEAD = b"-- PostgreSQL database dump\n"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete\n"
 PLAIN_CLUSTER_HEAD = b"-- PostgreSQL database cluster dump"
@@ -312,6 +313,69 @@ class _Counter:
     def copy_rows(self) -> int:
         # The end marker is three lines: "\." and two empty lines.
         return self.newlines - 3
+
+
+class RestoreOutputCounter:
+    """Rows of every COPY block in the SQL that ``pg_restore -a -f -`` writes, counted as it streams.
+
+    With -a pg_restore writes no DDL, so outside a block only its own lines appear (SET, comments,
+    sequence values, large objects): no function body can hold a line that looks like a COPY. A
+    block starts with the entry's COPY statement and ends with the end marker line (\\.); every
+    line in between is one row, because COPY text escapes newlines and backslashes inside values.
+    feed() takes the output in pieces of any size; finish() says whether it ended outside a block.
+    blocks holds [COPY statement, rows, bytes] in output order (bytes: the rows and the marker).
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list = []
+        self.current: list | None = None
+        self.tail = b""  # in a block: its last (at most 3) bytes, b"\n" at its start
+        self.line = b""  # outside a block: the line read so far
+
+    def feed(self, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            pos = self._in_block(data, pos) if self.current is not None else self._outside(data, pos)
+
+    def _in_block(self, data: bytes, pos: int) -> int:
+        joined = self.tail + data[pos:]
+        start = len(self.tail)
+        at = joined.find(b"\n" + COPY_END_LINE)
+        if at < 0:
+            self.current[1] += joined.count(b"\n", start)
+            self.current[2] += len(joined) - start
+            self.tail = joined[-3:]
+            return len(data)
+        end = at + 1 + len(COPY_END_LINE)  # just past the marker line
+        self.current[1] += joined.count(b"\n", start, at + 1)
+        self.current[2] += end - start
+        self.current = None
+        self.tail = b""
+        return pos + end - start
+
+    def _outside(self, data: bytes, pos: int) -> int:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            self.line += data[pos:]
+            if len(self.line) > _MAX_LINE:
+                raise VerifyError("corrupt", f"pg_restore wrote a line longer than {_MAX_LINE} bytes outside COPY data")
+            return len(data)
+        line = self.line + data[pos:nl]
+        self.line = b""
+        if line.startswith(b"COPY ") and line.endswith(b" FROM stdin;"):
+            self.current = [line.decode("utf-8", "replace"), 0, 0]
+            self.blocks.append(self.current)
+            self.tail = b"\n"
+        return nl + 1
+
+    def finish(self) -> list:
+        if self.current is not None:
+            raise VerifyError(
+                "truncated",
+                f"pg_restore's output ends inside the COPY data of {self.current[0]!r} "
+                f"after {self.current[1]} rows, without the end marker (\\.): the data is cut short",
+            )
+        return self.blocks
 
 
 class _Inflater:
@@ -589,9 +653,10 @@ class CustomArchive(Archive):
         with open(self.path, "rb", buffering=_READ_SIZE) as fh:
             return self._blocks(fh, decode)
 
-    def follow(self, writer_running, tap=None) -> list:
-        """read() over the file while pg_dump is still writing it: each data block is read and
-        decompressed as it arrives, so reading ends about when the dump does.
+    def follow(self, writer_running, tap=None, decode: bool = True) -> list:
+        """read() over the file while pg_dump is still writing it: each data block is read (and,
+        with decode, decompressed) as it arrives, so reading ends about when the dump does.
+        Without decode only the framing is checked here: the tap's reader decompresses.
 
         pg_dump writes the header and the TOC (data offsets not yet set), then every data block
         in order, then seeks back and rewrites the TOC with the offsets. Blocks are never
@@ -600,7 +665,7 @@ class CustomArchive(Archive):
         """
         self.size = None
         with GrowingFile(self.path, writer_running, tap) as fh:
-            self.members = self._blocks(fh, decode=True)
+            self.members = self._blocks(fh, decode=decode)
             self.size = fh.tell()
         return self.members
 
@@ -626,6 +691,28 @@ class CustomArchive(Archive):
                 f"the finished archive's TOC lists {len(final.members)}",
             )
         return final
+
+    def take_restore_counts(self, blocks: list) -> None:
+        """Rows and bytes of every table as pg_restore wrote them (RestoreOutputCounter.blocks),
+        matched to the TOC's entries by their COPY statement; every table with COPY data must be
+        there, and nothing else."""
+        written: dict = {}
+        for stmt, rows, size in blocks:
+            if stmt in written:
+                raise VerifyError("corrupt", f"{self.path}: pg_restore wrote the COPY data of {stmt!r} twice")
+            written[stmt] = (rows, size)
+        entries = {e.dump_id: e for e in _data_entries(self.toc)}
+        for member in self.members:
+            if not member.copy:
+                continue
+            got = written.pop((entries[member.dump_id].copy_stmt or "").strip(), None)
+            if got is None:
+                raise VerifyError("missing_member", f"{self.path}: pg_restore wrote no COPY data for {member.label}")
+            member.rows, member.data_bytes = got
+        if written:
+            raise VerifyError(
+                "corrupt", f"{self.path}: pg_restore wrote COPY data the TOC does not list: {_some(sorted(written))}"
+            )
 
     def _end(self, fh) -> int:
         return self.size if self.size is not None else fh.tell()
@@ -716,7 +803,9 @@ class CustomArchive(Archive):
                     f"{self.path} ends at byte {self._end(fh)} inside the data of {member.label} "
                     f"(a {length}-byte chunk starts at byte {start}): it is truncated",
                 )
-            if inflater is None:
+            if inflater is None and self.size is None:
+                r.read(length, context)  # a file still being written: read through (and to the tap)
+            elif inflater is None:
                 fh.seek(length, os.SEEK_CUR)
             else:
                 inflater.feed(r.read(length, context), f"{self.path} byte {start}", counter.feed)

@@ -11,13 +11,15 @@ description:
     table inside it while C(pg_dump --snapshot) dumps that snapshot, so the counts describe exactly
     the data in the dump (they are what M(opsbook.webstack.pg_dump_verify) compares at its C(content) level).
   - Writes the dump to O(dest), which must not exist. On failure, whatever was written is removed.
-  - With O(verify=content) (custom format), the dump is verified while it is written. Every data
-    block is read and decompressed as pg_dump writes it, its rows counted and compared with the
-    snapshot's counts, and the same bytes are fed to C(pg_restore -f /dev/null), which must read
-    them without a complaint; once pg_dump has finished, the rewritten TOC is checked against every
-    block read. This is the C(content) level of M(opsbook.webstack.pg_dump_verify) without a
-    second pass over the file, so verification ends about when the dump does. A dump that fails
-    it is removed and the module fails naming the reason.
+  - With O(verify=content) (custom format), the dump is verified while it is written. The module
+    reads every data block's framing as pg_dump writes it and feeds the same bytes to
+    C(pg_restore -a -f -), which decompresses every block and must do so without a complaint; the
+    rows of each table's COPY data in its output are counted (every block must end with the end
+    marker) and compared with the snapshot's counts. Once pg_dump has finished, the rewritten TOC
+    is checked against every block read, and every table in it must have had its COPY data
+    written. This is the C(content) level of M(opsbook.webstack.pg_dump_verify) without a second
+    pass over the file and with one decompression, so verification ends about when the dump does.
+    A dump that fails it is removed and the module fails naming the reason.
   - Returns what a backup manifest needs; the backup role writes the manifest.
   - With O(prepare), the backup role's first step happens in the same call, before the dump
     (M(opsbook.webstack.backup_prepare) does the same on its own). The backup directory is made
@@ -244,6 +246,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import (
     PG_RESTORE_FAILURES,
     CustomArchive,
+    RestoreOutputCounter,
     VerifyError,
     compare_counts,
     describe_mismatches,
@@ -307,26 +310,71 @@ def remove(path: str) -> None:
         os.unlink(path)
 
 
+_TAP_BATCH = 256 << 10
+
+
+class _ReaderStopped(VerifyError):
+    """pg_restore stopped reading before the dump ended: its stderr says why."""
+
+
 class _PipeTap:
-    """Hands the bytes read to a reader process's stdin; a reader that stops early is reported by its exit."""
+    """Hands the bytes read to a reader process's stdin, in writes of at least _TAP_BATCH bytes
+    (the archive is read a few bytes at a time: one write each would cost a system call); a reader
+    that stops early stops the follow."""
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe
+        self.pending = bytearray()
         self.broken = False
 
     def __call__(self, data: bytes) -> None:
-        if self.broken:
-            return
+        self.pending += data
+        if len(self.pending) >= _TAP_BATCH:
+            self._write()
+
+    def _write(self) -> None:
         try:
-            self.pipe.write(data)
+            self.pipe.write(self.pending)
         except (BrokenPipeError, OSError):
             self.broken = True
+            raise _ReaderStopped("pg_restore_failed", "pg_restore stopped reading the dump") from None
+        finally:
+            self.pending.clear()
 
     def close(self) -> None:
         try:
+            if self.pending and not self.broken:
+                self._write()
             self.pipe.close()
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, _ReaderStopped):
             self.broken = True
+
+
+class _OutputCounter(threading.Thread):
+    """Reads pg_restore's output to its end, counting the rows of every COPY block."""
+
+    def __init__(self, stdout) -> None:
+        super().__init__(daemon=True)
+        self.fd = stdout.fileno()
+        self.counter = RestoreOutputCounter()
+        self.error: VerifyError | None = None
+
+    def run(self) -> None:
+        while True:
+            data = os.read(self.fd, 1 << 20)
+            if not data:
+                break
+            if self.error is None:
+                try:
+                    self.counter.feed(data)
+                except VerifyError as exc:
+                    self.error = exc  # and read on, so pg_restore never blocks on a full pipe
+
+    def blocks(self) -> list:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.counter.finish()
 
 
 def _read_back(fh) -> str:
@@ -370,18 +418,31 @@ def read_migrations(cur) -> list:
     return [{"app": app, "latest": latest, "applied": applied} for app, latest, applied in cur.fetchall()]
 
 
+def _reader_failure(dest: str, read_rc: int | None, read_stderr: str) -> VerifyError:
+    alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
+    detail = "\n".join(alarming) or read_stderr.strip() or f"exit status {read_rc}"
+    reason = "decompression_error" if "uncompress" in detail or "decompress" in detail else "pg_restore_failed"
+    return VerifyError(reason, f"pg_restore could not read {dest} as it was written: {detail[-1500:]}")
+
+
 def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) -> tuple:
-    """Run pg_dump while reading its output (module_utils.pg_archive.CustomArchive.follow) and
-    feeding the same bytes to pg_restore -f /dev/null; counts_of() gives the snapshot's counts
-    (waiting for them). Returns (pg_dump's exit status, or None
-    when it was stopped because its output failed; its stderr; the verification dict; the
-    VerifyError or None). A pg_dump that failed on its own is reported as such by the caller."""
+    """Run pg_dump while reading its output once, as it is written.
+
+    Here only the archive's framing is read (module_utils.pg_archive.CustomArchive.follow without
+    decode: block headers, chunk lengths, the TOC); the same bytes go to ``pg_restore -a -f -``,
+    which decompresses every block, and the rows of its COPY output are counted in a thread
+    (RestoreOutputCounter). One decompression, by the tool a restore uses. counts_of() gives the
+    snapshot's counts (waiting for them). Returns (pg_dump's exit status, or None when it was
+    stopped because its output failed; its stderr; the verification dict; the VerifyError or
+    None). A pg_dump that failed on its own is reported as such by the caller."""
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as read_err:
         # Arguments are built by this module, never a shell string.
         dump = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=dump_err)  # noqa: S603
         reader = subprocess.Popen(  # noqa: S603
-            [pg_restore, "-f", os.devnull], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=read_err
+            [pg_restore, "-a", "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=read_err
         )
+        output = _OutputCounter(reader.stdout)
+        output.start()
         tap = _PipeTap(reader.stdin)
         live = CustomArchive(dest, growing=True)
         error = None
@@ -395,7 +456,7 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
             return False
 
         try:
-            live.follow(running, tap)
+            live.follow(running, tap, decode=False)
         except VerifyError as exc:
             error = exc
         finally:
@@ -406,16 +467,24 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
             dump.wait()
             # A pg_dump stopped here did not fail: its output did (rc None).
             rc = None if killed else dump.returncode
-            if error is not None and reader.poll() is None:
+            if error is not None and not isinstance(error, _ReaderStopped) and reader.poll() is None:
                 reader.kill()
             read_rc = reader.wait()
+            output.join()
+            reader.stdout.close()
         dump_stderr = _read_back(dump_err)
         read_stderr = _read_back(read_err)
     verification = {"level": "content", "during_dump": True}
+    if isinstance(error, _ReaderStopped):
+        error = _reader_failure(dest, read_rc, read_stderr)
     if rc != 0 or error is not None:  # rc None: stopped because its output failed
         return rc, dump_stderr, verification, error
     try:
+        alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
+        if read_rc != 0 or alarming or tap.broken:
+            raise _reader_failure(dest, read_rc, read_stderr)
         final = live.check_finished()
+        final.take_restore_counts(output.blocks())
         tables = final.tables()
         counts = counts_of()
         mismatches = compare_counts(tables, counts)
@@ -431,19 +500,12 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
             raise VerifyError(
                 "row_count_mismatch", f"{dest} holds data of tables that were not counted: {', '.join(extra[:5])}"
             )
-        alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
-        if read_rc != 0 or alarming or tap.broken:
-            detail = "\n".join(alarming) or read_stderr.strip() or f"exit status {read_rc}"
-            raise VerifyError(
-                "pg_restore_failed",
-                f"pg_restore -f /dev/null could not read {dest} as it was written: {detail[-1500:]}",
-            )
     except VerifyError as exc:
         return rc, dump_stderr, verification, exc
     verification.update(
         tables=len(tables),
         rows=sum(n for n in tables.values() if n is not None),
-        data_bytes=final.data_bytes(),
+        data_bytes=sum(m.data_bytes or 0 for m in final.members),
         pg_restore_read=True,
         seconds_after_dump=round(time.monotonic() - (ended[0] if ended else time.monotonic()), 3),
     )

@@ -255,3 +255,71 @@ def test_copy_end_marker():
     counter = pa._Counter()
     counter.feed(b"1\ta\n2\tb\n")
     assert not counter.copy_terminated
+
+
+def _restore_output(server, path) -> bytes:
+    """What `pg_restore -a -f -` writes for the archive: the SQL the backup's verification counts."""
+    return subprocess.run(
+        [server.bin("pg_restore"), "-a", "-f", "-", str(path)], capture_output=True, check=True, timeout=60
+    ).stdout
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 5, 4096, None])
+def test_rows_counted_in_pg_restore_output_match_the_archive(dumps, postgres_server, piece):
+    """Values with newlines, tabs and backslashes, a quoted name, an empty table and large objects,
+    fed in pieces of every size: the counts equal those of the source database."""
+    output = _restore_output(postgres_server, dumps.files["custom"])
+    counter = pa.RestoreOutputCounter()
+    step = piece or len(output)
+    for at in range(0, len(output), step):
+        counter.feed(output[at : at + step])
+    archive = pa.CustomArchive(str(dumps.files["custom"]))
+    archive.structure()
+    archive.take_restore_counts(counter.finish())
+    assert archive.tables() == dumps.counts
+    assert all(m.data_bytes > 0 for m in archive.members if m.is_table)
+
+
+def test_restore_output_counter_is_not_fooled_by_rows_that_look_like_markers():
+    rows = [b"COPY b.t (x) FROM stdin;", b"\\\\.", b"a\\\\.", b""]
+    output = (
+        b"SET x = 1;\n\nCOPY a.t (x) FROM stdin;\n"
+        + b"".join(row + b"\n" for row in rows)
+        + b"\\.\n\n\nCOPY b.e (x) FROM stdin;\n\\.\n\n\n"
+    )
+    for step in (1, 3, len(output)):
+        counter = pa.RestoreOutputCounter()
+        for at in range(0, len(output), step):
+            counter.feed(output[at : at + step])
+        blocks = counter.finish()
+        assert [(stmt, n) for stmt, n, _size in blocks] == [
+            ("COPY a.t (x) FROM stdin;", 4),
+            ("COPY b.e (x) FROM stdin;", 0),
+        ]
+        assert blocks[1][2] == len(b"\\.\n")
+
+
+@pytest.mark.parametrize(
+    "cut", [b"COPY a.t (x) FROM stdin;\n", b"COPY a.t (x) FROM stdin;\n1\n2\n", b"COPY a.t (x) FROM stdin;\n1\n\\."]
+)
+def test_restore_output_ending_inside_copy_data_is_truncated(cut):
+    counter = pa.RestoreOutputCounter()
+    counter.feed(cut)
+    with pytest.raises(pa.VerifyError) as exc:
+        counter.finish()
+    assert exc.value.reason == "truncated" and "COPY a.t" in exc.value.message
+
+
+def test_restore_counts_must_cover_every_table_and_nothing_else(dumps, postgres_server):
+    counter = pa.RestoreOutputCounter()
+    counter.feed(_restore_output(postgres_server, dumps.files["custom"]))
+    blocks = counter.finish()
+    archive = pa.CustomArchive(str(dumps.files["custom"]))
+    archive.structure()
+    missing = [b for b in blocks if "Event Log" not in b[0]]
+    with pytest.raises(pa.VerifyError) as exc:
+        archive.take_restore_counts(missing)
+    assert exc.value.reason == "missing_member" and "table audit.Event Log" in exc.value.message
+    with pytest.raises(pa.VerifyError) as exc:
+        archive.take_restore_counts([*blocks, ["COPY public.ghost (id) FROM stdin;", 1, 2]])
+    assert exc.value.reason == "corrupt" and "public.ghost" in exc.value.message
