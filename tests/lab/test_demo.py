@@ -11,7 +11,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from lab_helpers import PORT, ansible_playbook, lab_exec
+from lab_helpers import PORT, ROOT, ansible_playbook, lab_exec
 
 
 @pytest.mark.lab
@@ -132,3 +132,42 @@ def test_deploy_preflight_refuses_little_disk_and_an_unreachable_database_before
     assert lab_exec("app1", "ls", "/srv/journal/releases").stdout.split() == releases
     assert lab_exec("app1", "test", "-e", "/var/lib/opsbook/journal-deploy.lock", check=False).returncode != 0
     assert served_version() == before
+
+
+NGINX_MARK = (ROOT / "roles" / "deploy" / "files" / "nginx_mark.py").read_text()
+UPSTREAM = "/etc/nginx/opsbook/journal-upstream.conf"
+BROKEN = "/etc/nginx/conf.d/zz-opsbook-test-broken.conf"
+
+
+def nginx_mark(state: str) -> subprocess.CompletedProcess:
+    """roles/deploy/files/nginx_mark.py on lb1, run as lb.yml runs it."""
+    return lab_exec("lb1", "python3", "-c", NGINX_MARK, UPSTREAM, "app1", "8000", state, check=False)
+
+
+@pytest.mark.lab
+def test_nginx_mark_puts_the_upstream_file_back_when_nginx_refuses_the_configuration(demo_output):
+    rc, _ = demo_output
+    assert rc == 0
+    before = lab_exec("lb1", "cat", UPSTREAM).stdout
+    assert re.search(r"^\s*server app1:8000\b[^;]*;", before, re.M) and " down;" not in before
+    lab_exec("lb1", "sh", "-c", f"echo 'this_is_not_a_directive;' > {BROKEN}")
+    try:
+        refused = nginx_mark("out")
+    finally:
+        lab_exec("lb1", "rm", "-f", BROKEN)
+    assert refused.returncode == 2, refused
+    assert "this_is_not_a_directive" in refused.stderr
+    assert lab_exec("lb1", "cat", UPSTREAM).stdout == before
+    assert not lab_exec("lb1", "sh", "-c", "ls -a /etc/nginx/opsbook | grep '^.opsbook-' || true").stdout
+    assert served_version()  # nginx still serves through lb1
+    # With a configuration nginx accepts, the same call marks the server down and back.
+    try:
+        out = nginx_mark("out")
+        assert (out.returncode, out.stdout.strip()) == (0, "changed"), out
+        assert re.search(r"^\s*server app1:8000\b[^;]* down;", lab_exec("lb1", "cat", UPSTREAM).stdout, re.M)
+        again = nginx_mark("out")
+        assert (again.returncode, again.stdout.strip()) == (0, "unchanged"), again
+    finally:
+        back = nginx_mark("in")
+    assert (back.returncode, back.stdout.strip()) == (0, "changed"), back
+    assert lab_exec("lb1", "cat", UPSTREAM).stdout == before
