@@ -1,6 +1,6 @@
 """Benchmark for issue #3: our backup and restore against raw pg_dump / pg_restore, and verification speed.
 
-    .venv/bin/python bench/backup/run.py [--sizes-mb 8,400,1100] [--skip-restore] [--keep]
+    .venv/bin/python bench/backup/run.py [--sizes-mb 8,400,1100] [--repeat 3] [--skip-restore] [--drop]
 
 Runs against the lab's db1 (`${OPSBOOK_LAB:-opsbook-lab}-db1`, PostgreSQL 15; bring the lab up
 with scripts/demo.sh), in databases of its own (bench_<MB>), never the app's. In one run:
@@ -17,6 +17,8 @@ with scripts/demo.sh), in databases of its own (bench_<MB>), never the app's. In
   `playbooks/restore.yml -e restore_mode=drill` (verify the backup, restore it with -j2 into a
   scratch database, compare row counts with the manifest, drop it: the whole data path of a
   restore, without the service stop/start of the lab app, which does not depend on the size);
+- each raw/ours pair runs --repeat times (3), alternately, and the medians are fitted: one run
+  each drifted by 2-3 s at 30 s on this shared 2-CPU machine, enough to swing a ratio by 0.1;
 - the fit: ours = overhead + ratio * raw by least squares over the sizes, against the goals
   (backup <= 1.10 x raw + 5 s, restore <= 1.15 x raw + 10 s);
 - verification, on the largest backup: each pg_dump_verify level's own time (the module's
@@ -220,20 +222,36 @@ def fit(points: list[tuple[float, float]]) -> dict:
     return {"ratio": round(ratio, 3), "overhead_s": round(my - ratio * mx, 2), "points": n}
 
 
-def bench_backup(db: str, bid: str) -> dict:
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return round(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2, 3)
+
+
+def bench_backup(db: str, bid: str, repeat: int) -> dict:
+    """raw pg_dump and backup.yml, alternately, repeat times each: the medians (and every sample)."""
     raw_path = f"{RAW_DIR}/{db}.dump"
-    db_exec("rm", "-f", raw_path)
-    raw_s, _ = timed(db_exec, "pg_dump", "-Fc", "-f", raw_path, db)
+    raw_runs, our_runs = [], []
+    for i in range(repeat):
+        db_exec("rm", "-f", raw_path)
+        raw_runs.append(timed(db_exec, "pg_dump", "-Fc", "-f", raw_path, db)[0])
+        run_id = f"{bid}r{i}"
+        ours_s, ours = playbook(
+            "backup.yml", "-e", f"backup_id={run_id}", "-e", f"backup_database={db}",
+            "-e", f"backup_dir={BENCH_DIR}/{db}",
+            "-e", json.dumps({"backup_retention": {"keep_last": 1}, "backup_media": False, "backup_config": False}),
+        )  # fmt: skip
+        our_runs.append(ours_s)
+    bid = run_id  # the last backup: the one retention kept
     raw_bytes = int(db_exec("stat", "-c", "%s", raw_path).stdout)
-    ours_s, ours = playbook(
-        "backup.yml", "-e", f"backup_id={bid}", "-e", f"backup_database={db}", "-e", f"backup_dir={BENCH_DIR}/{db}",
-        "-e", json.dumps({"backup_retention": {"keep_last": 1}, "backup_media": False, "backup_config": False}),
-    )  # fmt: skip
+    raw_s, ours_s = median(raw_runs), median(our_runs)
     manifest = json.loads(db_exec("cat", f"{BENCH_DIR}/{db}/journal-{bid}.json", user="root").stdout)
     return {
         "raw_pg_dump_s": raw_s,
+        "raw_runs_s": raw_runs,
         "raw_bytes": raw_bytes,
         "ours_s": ours_s,
+        "ours_runs_s": our_runs,
         "ours_bytes": int(manifest["size"]),
         "ours_dump_module_s": manifest.get("duration"),
         # Verified while written (custom format, content): how long it went on after pg_dump exited.
@@ -249,7 +267,8 @@ def bench_backup(db: str, bid: str) -> dict:
     }
 
 
-def bench_restore(db: str, backup: dict) -> dict:
+def bench_restore(db: str, backup: dict, repeat: int) -> dict:
+    """raw createdb + pg_restore -j2 and the restore drill, alternately, repeat times each: the medians."""
     scratch = f"{db}_rawrestore"
     db_exec("dropdb", "--if-exists", scratch)
 
@@ -257,15 +276,21 @@ def bench_restore(db: str, backup: dict) -> dict:
         db_exec("createdb", scratch)
         db_exec("pg_restore", "-j2", "-d", scratch, backup["raw_path"])
 
-    raw_s, _ = timed(raw)
-    db_exec("dropdb", scratch)
-    ours_s, ours = playbook(
-        "restore.yml", "-e", "restore_mode=drill", "-e", f"restore_backup={backup['id']}",
-        "-e", f"restore_backup_dir={BENCH_DIR}/{db}", "-e", f"restore_database={db}",
-    )  # fmt: skip
+    raw_runs, our_runs = [], []
+    for _ in range(repeat):
+        raw_runs.append(timed(raw)[0])
+        db_exec("dropdb", scratch)
+        ours_s, ours = playbook(
+            "restore.yml", "-e", "restore_mode=drill", "-e", f"restore_backup={backup['id']}",
+            "-e", f"restore_backup_dir={BENCH_DIR}/{db}", "-e", f"restore_database={db}",
+        )  # fmt: skip
+        our_runs.append(ours_s)
+    raw_s, ours_s = median(raw_runs), median(our_runs)
     return {
         "raw_pg_restore_j2_s": raw_s,
+        "raw_runs_s": raw_runs,
         "ours_drill_s": ours_s,
+        "ours_runs_s": our_runs,
         "ratio": round(ours_s / raw_s, 3),
         "ours_profile": task_profile(ours.stdout),
     }
@@ -307,6 +332,9 @@ def main() -> None:
     parser.add_argument("--levels", default=",".join(LEVELS))
     parser.add_argument("--skip-restore", action="store_true", help="measure backups and verification only")
     parser.add_argument("--drop", action="store_true", help="drop the bench databases and files at the end")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of raw and ours (alternately) per size; the medians are fitted"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes_mb.split(",")]
     started = datetime.datetime.now(datetime.UTC)
@@ -329,6 +357,7 @@ def main() -> None:
             "target": DB_CONTAINER,
         },
         "goals": GOALS,
+        "repeat": args.repeat,
         "sizes": [],
     }
     for mb in sizes:
@@ -336,14 +365,14 @@ def main() -> None:
         info = ensure_database(db, mb)
         log(f"{db}: {info['size_bytes'] / 1048576:.0f} MB, {info['rows']} rows")
         bid = f"b{datetime.datetime.now(datetime.UTC):%H%M%S}"
-        backup = bench_backup(db, bid)
+        backup = bench_backup(db, bid, args.repeat)
         log(f"{db}: pg_dump -Fc {backup['raw_pg_dump_s']} s, backup.yml {backup['ours_s']} s ({backup['ratio']}x)")
         entry = {**info, "backup": backup}
         result["sizes"].append(entry)
         save(result, started)
         result["sizes"].pop()
         if not args.skip_restore:
-            entry["restore"] = bench_restore(db, backup)
+            entry["restore"] = bench_restore(db, backup, args.repeat)
             r = entry["restore"]
             raw_s, ours_s = r["raw_pg_restore_j2_s"], r["ours_drill_s"]
             log(f"{db}: pg_restore -j2 {raw_s} s, restore.yml drill {ours_s} s ({r['ratio']}x)")
