@@ -320,8 +320,9 @@ class RestoreOutputCounter:
 
     With -a pg_restore writes no DDL, so outside a block only its own lines appear (SET, comments,
     sequence values, large objects): no function body can hold a line that looks like a COPY. A
-    block starts with the entry's COPY statement and ends with the end marker line (\\.); every
-    line in between is one row, because COPY text escapes newlines and backslashes inside values.
+    block starts with the entry's COPY statement (more than one line when a quoted name holds a
+    newline) and ends with the end marker line (\\.); every line in between is one row, because
+    COPY text escapes newlines and backslashes inside values.
     feed() takes the output in pieces of any size; finish() says whether it ended outside a block.
     blocks holds [COPY statement, rows, bytes] in output order (bytes: the rows and the marker).
     """
@@ -331,6 +332,7 @@ class RestoreOutputCounter:
         self.current: list | None = None
         self.tail = b""  # in a block: its last (at most 3) bytes, b"\n" at its start
         self.line = b""  # outside a block: the line read so far
+        self.statement = b""  # a COPY statement whose quoted name holds a newline, so far
 
     def feed(self, data: bytes) -> None:
         pos = 0
@@ -362,14 +364,23 @@ class RestoreOutputCounter:
             return len(data)
         line = self.line + data[pos:nl]
         self.line = b""
-        if line.startswith(b"COPY ") and line.endswith(b" FROM stdin;"):
-            self.current = [line.decode("utf-8", "replace"), 0, 0]
-            self.blocks.append(self.current)
-            self.tail = b"\n"
+        if self.statement:
+            # A quoted identifier may hold a newline: the statement goes on to its FROM stdin.
+            line = self.statement + b"\n" + line
+            self.statement = b""
+        if line.startswith(b"COPY "):
+            if line.endswith(b" FROM stdin;"):
+                self.current = [line.decode("utf-8", "replace"), 0, 0]
+                self.blocks.append(self.current)
+                self.tail = b"\n"
+            elif len(line) <= _MAX_LINE:
+                self.statement = line
         return nl + 1
 
     def finish(self) -> list:
-        if self.current is not None:
+        if self.current is not None or self.statement:
+            if self.current is None:
+                self.current = [self.statement.decode("utf-8", "replace"), 0, 0]
             raise VerifyError(
                 "truncated",
                 f"pg_restore's output ends inside the COPY data of {self.current[0]!r} "

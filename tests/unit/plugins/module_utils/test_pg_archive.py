@@ -323,3 +323,27 @@ def test_restore_counts_must_cover_every_table_and_nothing_else(dumps, postgres_
     with pytest.raises(pa.VerifyError) as exc:
         archive.take_restore_counts([*blocks, ["COPY public.ghost (id) FROM stdin;", 1, 2]])
     assert exc.value.reason == "corrupt" and "public.ghost" in exc.value.message
+
+
+def test_rows_counted_for_a_table_whose_name_holds_a_newline(postgres_server, tmp_path):
+    """A quoted name may hold a newline: its COPY statement spans two lines of pg_restore's output."""
+    db = "archive_newline_name"
+    postgres_server.drop_database(db)
+    postgres_server.create_database(db)
+    postgres_server.execute(
+        'CREATE TABLE public."two\nlines" (v text);'
+        'INSERT INTO public."two\nlines" SELECT g::text FROM generate_series(1, 7) g;'
+        "CREATE TABLE public.plain (v int); INSERT INTO public.plain SELECT generate_series(1, 3)",
+        dbname=db,
+    )
+    path = tmp_path / "newline.dump"
+    subprocess.run(
+        [postgres_server.bin("pg_dump"), "-Fc", "-f", str(path), db], check=True, env=postgres_server.env(db)
+    )
+    counter = pa.RestoreOutputCounter()
+    counter.feed(_restore_output(postgres_server, path))
+    archive = pa.CustomArchive(str(path))
+    archive.structure()
+    archive.take_restore_counts(counter.finish())
+    assert archive.tables() == {"public.two\nlines": 7, "public.plain": 3}
+    postgres_server.drop_database(db)
