@@ -418,8 +418,11 @@ def read_migrations(cur) -> list:
     return [{"app": app, "latest": latest, "applied": applied} for app, latest, applied in cur.fetchall()]
 
 
-def _reader_failure(dest: str, read_rc: int | None, read_stderr: str) -> VerifyError:
+def _reader_failure(dest: str, read_rc: int | None, read_stderr: str, stopped: bool) -> VerifyError | None:
+    """What went wrong with pg_restore's reading (stopped: it quit before the dump ended), or None."""
     alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
+    if read_rc == 0 and not alarming and not stopped:
+        return None
     detail = "\n".join(alarming) or read_stderr.strip() or f"exit status {read_rc}"
     reason = "decompression_error" if "uncompress" in detail or "decompress" in detail else "pg_restore_failed"
     return VerifyError(reason, f"pg_restore could not read {dest} as it was written: {detail[-1500:]}")
@@ -476,13 +479,13 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
         read_stderr = _read_back(read_err)
     verification = {"level": "content", "during_dump": True}
     if isinstance(error, _ReaderStopped):
-        error = _reader_failure(dest, read_rc, read_stderr)
+        error = _reader_failure(dest, read_rc, read_stderr, stopped=True)
     if rc != 0 or error is not None:  # rc None: stopped because its output failed
         return rc, dump_stderr, verification, error
     try:
-        alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
-        if read_rc != 0 or alarming or tap.broken:
-            raise _reader_failure(dest, read_rc, read_stderr)
+        failure = _reader_failure(dest, read_rc, read_stderr, stopped=tap.broken)
+        if failure is not None:
+            raise failure
         final = live.check_finished()
         final.take_restore_counts(output.blocks())
         tables = final.tables()
