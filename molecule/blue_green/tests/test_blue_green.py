@@ -183,7 +183,7 @@ def test_v3_fails_its_health_gate_and_the_active_slot_keeps_serving():
     green_before = pointer("bg-app1", "green")
     result, _, counts = under_load("blue_green.yml", "-e", "deploy_ref=v3", "-e", "deploy_health_timeout=20")
     assert result.returncode == 2, result.stdout[-6000:]
-    assert re.search(r"failed after the switch at step 'DEPLOY \| Health gate passed'", result.stdout)
+    assert re.search(r"failed after the switch at step 'DEPLOY \| Health gate on this host'", result.stdout)
     no_failed_request(counts)
     for lb, c in counts.items():
         assert [v.rsplit("-", 1)[-1] for v in c["versions"]] == ["v1"], (lb, c)
@@ -274,7 +274,7 @@ def test_the_host_group_topology_switches_between_hosts():
     # A first deploy that fails its gate leaves the slot serving nothing, and the lock free.
     result, _ = playbook("blue_green.yml", "-e", "deploy_ref=v3", "-e", "deploy_health_timeout=20", inventory=inventory)
     assert result.returncode == 2, result.stdout[-6000:]
-    assert "failed after the switch at step 'DEPLOY | Health gate passed'" in result.stdout
+    assert "failed after the switch at step 'DEPLOY | Health gate on this host'" in result.stdout
     assert pointer("bg-app1", "blue", "/srv/journal2") == ""
     assert active_units("bg-app1", "journal2-blue.service", "journal2-blue-worker.service") == []
     assert HOSTS["bg-app1"].run("test -e /var/lib/opsbook/journal2-deploy.lock").rc == 1

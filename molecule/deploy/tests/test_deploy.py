@@ -134,8 +134,13 @@ def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
         assert fact(name)["release"] == release
         assert fact(name)["previous"].endswith("-v1")
         assert last_log(name)["result"] == "success"
-        # the user's hook ran after the switch, on each host, with the new release
-        assert HOSTS[name].file(HOOK_FILE).content_string.split() == [name, release]
+        # The hook ran between the switch and the restart: the pointer named v2, the host served v1.
+        assert HOSTS[name].file(HOOK_FILE).content_string.split() == [
+            name,
+            release,
+            f"releases/{release}",
+            fact(name)["previous"],
+        ]
     assert '"deploy_result": "success"' in result.stdout
     # One host at a time out of each load balancer and back in: HAProxy through its runtime
     # API, nginx by marking the upstream server down (then up) and reloading.
@@ -156,7 +161,7 @@ def test_v3_health_failure_rolls_back_to_v2_without_a_failed_request():
     assert v2.endswith("-v2")
     (result, _), counts = under_load(LBS, lambda: deploy("v3", "-e", "deploy_health_timeout=20"))
     assert result.returncode != 0
-    assert "failed after the switch at step 'DEPLOY | Health gate passed'" in result.stdout
+    assert "failed after the switch at step 'DEPLOY | Health gate on this host'" in result.stdout
     assert "Every switched host was rolled back" in result.stdout
     no_failed_request(counts, at_least=500)
     assert {host_release(h) for h in APP_HOSTS} == {v2}
@@ -187,6 +192,17 @@ def test_rollback_refuses_a_missing_release_and_an_unconfirmed_restore():
     result, _ = playbook("rollback.yml", "-e", "rollback_release=no-such-release")
     assert result.returncode != 0
     assert "Nothing to roll back to" in result.stdout
+    # A release directory without its virtualenv (an install cut short) is not one to go back to.
+    unfinished = "20261130T000000Z-unfinished"
+    for name in APP_HOSTS:
+        HOSTS[name].run_expect([0], f"install -d /srv/journal/releases/{unfinished}/app")
+    try:
+        result, _ = playbook("rollback.yml", "-e", f"rollback_release={unfinished}")
+    finally:
+        for name in APP_HOSTS:
+            HOSTS[name].run_expect([0], f"rm -r /srv/journal/releases/{unfinished}")
+    assert result.returncode != 0
+    assert f"release {unfinished} (deploy_target_release / rollback_release) is not a complete release" in result.stdout
     result, _ = playbook("rollback.yml", "-e", "rollback_restore_database=true")
     assert result.returncode != 0
     assert "set rollback_restore_confirm=journal" in result.stdout

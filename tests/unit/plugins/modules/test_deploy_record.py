@@ -17,7 +17,7 @@ def make_root(tmp_path, names, failed=(), current=None, links=None):
         release.mkdir(parents=True)
         (release / "REVISION").write_text(f"rev-of-{name}\n")
     for name in failed:
-        (root / "releases" / name / "FAILED").write_text("DEPLOY | Health gate passed\n")
+        (root / "releases" / name / "FAILED").write_text("DEPLOY | Health gate on this host\n")
     for link, name in {**({"current": current} if current else {}), **(links or {})}.items():
         os.symlink(f"releases/{name}", root / link)
     return root

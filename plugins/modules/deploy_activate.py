@@ -1,0 +1,428 @@
+#!/usr/bin/python
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: deploy_activate
+short_description: Make a release live on a host - switch, restart drained workers and web, gate on health
+version_added: "0.1.0"
+description:
+  - Runs the steps of a deploy that make an installed release live on one host, in order, as
+    one module run - C(switch), C(restart), C(health) - or the ones named in O(steps). The
+    deploy role calls it once per host, or in pieces when a user hook sits between two steps.
+  - C(switch) points O(pointer) at C(releases/<release>) under O(app_root) atomically - a new
+    link under a temporary name renamed over the pointer (rename(2) replaces it in one step).
+    It refuses a release without C(venv/bin/python) (missing or unfinished) and changes nothing.
+  - C(restart) restarts the O(beat_units) one by one; drains the O(workers) that are running
+    (Celery C(cancel_consumer) for every queue they consume, then it waits until they run no
+    task, up to O(drain_timeout), a warning past it); then restarts the workers and O(web_unit) in one
+    C(systemctl restart), one systemd job transaction. A worker's stop is Celery's warm shutdown.
+  - C(health) asks O(health_url) every second, up to O(health_timeout) seconds, until
+    O(health_count) answers in a row are HTTP 200 with C(version) O(health_release) and every
+    component C(ok), and every unit in O(health_units) is active. Run on a load balancer with
+    only this step, it gates through it (O(health_count) - the app hosts, twice).
+  - A failed step stops the run; RV(step) names it. The steps done before it stay done; the
+    deploy role rolls the host back.
+  - Draining needs Celery, so with O(workers) the module runs with the release's Python (the
+    deploy role sets C(ansible_python_interpreter) to C(<app_root>/releases/<release>/venv/bin/python)).
+author: opsbook engineers
+options:
+  steps:
+    description: The steps to run, in this order whatever order they are given in.
+    type: list
+    elements: str
+    choices: [switch, restart, health]
+    default: [switch, restart, health]
+  app_root:
+    description: The app's root directory (C(releases/)). Required for C(switch).
+    type: path
+  pointer:
+    description: The release pointer to switch (C(<app_root>/current) or a blue-green slot's). Required for C(switch).
+    type: path
+  release:
+    description: The release directory name under C(<app_root>/releases). Required for C(switch).
+    type: str
+  beat_units:
+    description: Celery beat units, restarted first by C(restart).
+    type: list
+    elements: str
+    default: []
+  workers:
+    description: Celery worker units; C(restart) drains the running ones, then restarts them all.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      unit:
+        description: The systemd unit.
+        type: str
+        required: true
+      node:
+        description: The worker's node name (C(<name>@<host>)), as the drain addresses it.
+        type: str
+        required: true
+  web_unit:
+    description: The web unit, restarted with the workers; none when empty.
+    type: str
+    default: ""
+  broker_url:
+    description: The Celery broker URL, for the drain. Required when O(workers) is set.
+    type: str
+  drain_timeout:
+    description: Seconds to wait for the running tasks of drained workers.
+    type: float
+    default: 60
+  celery_timeout:
+    description: Seconds to wait for the workers' replies to each broadcast of the drain.
+    type: float
+    default: 1.0
+  health_url:
+    description: URL of the health endpoint; empty - units only.
+    type: str
+    default: ""
+  health_release:
+    description: The release the health endpoint must report as C(version). Default O(release).
+    type: str
+  health_count:
+    description: Healthy answers needed in a row (round robin through a load balancer).
+    type: int
+    default: 1
+  health_units:
+    description: Units that must be active for C(health) to pass.
+    type: list
+    elements: str
+    default: []
+  health_timeout:
+    description: Seconds C(health) waits for a pass, asking again every second.
+    type: float
+    default: 60
+notes:
+  - Check mode is not supported; the deploy role skips the rollout in check mode and reports.
+"""
+
+EXAMPLES = r"""
+- name: Make release 20261130T101500Z live on this host
+  opsbook.webstack.deploy_activate:
+    app_root: /srv/journal
+    pointer: /srv/journal/current
+    release: 20261130T101500Z
+    beat_units: [journal-beat.service]
+    workers:
+      - unit: journal-worker-default.service
+        node: default@app1
+    web_unit: journal.service
+    broker_url: "{{ broker_url }}"
+    health_url: http://127.0.0.1:8000/health/
+    health_units: [journal-beat.service, journal-worker-default.service, journal.service]
+  vars:
+    ansible_python_interpreter: /srv/journal/releases/20261130T101500Z/venv/bin/python
+
+- name: Gate through the load balancer (two app hosts, twice round)
+  opsbook.webstack.deploy_activate:
+    steps: [health]
+    health_url: http://127.0.0.1/health/
+    health_release: 20261130T101500Z
+    health_count: 4
+  delegate_to: lb1
+"""
+
+RETURN = r"""
+step:
+  description: The step that failed (C(switch), C(restart), C(drain), C(health)); empty on success.
+  returned: always
+  type: str
+  sample: health
+switched:
+  description: Whether C(switch) changed the pointer (false when it already pointed at the release).
+  returned: when switch ran
+  type: bool
+restarted:
+  description: The units restarted, in order.
+  returned: when restart ran
+  type: list
+  elements: str
+  sample: [journal-beat.service, journal-worker-default.service, journal.service]
+drained:
+  description: Per drained worker node, whether it ran no task within O(drain_timeout).
+  returned: when restart ran
+  type: dict
+  sample: {"default@app1": true}
+health:
+  description: >-
+    The gate's last look - ok, units (state per unit), status, version and components of the
+    last answer, and answers (each with C(what), a line saying what it was).
+  returned: when health ran
+  type: dict
+seconds:
+  description: Seconds each step took.
+  returned: always
+  type: dict
+  sample: {"switch": 0.001, "restart": 2.1, "health": 0.6}
+"""
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import (
+    HAS_CELERY,
+    BrokerError,
+    CeleryBroker,
+    protect,
+    redact,
+)
+from ansible_collections.opsbook.webstack.plugins.module_utils.celery_workers import Controller, Failure
+
+STEPS = ("switch", "restart", "health")
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+# --------------------------------------------------------------------------- switch
+
+
+def switch(app_root: str, pointer: str, release: str) -> bool:
+    """Point `pointer` at releases/<release>; False when it already did."""
+    if not os.path.exists(os.path.join(app_root, "releases", release, "venv", "bin", "python")):
+        raise StepFailed(
+            "switch",
+            f"{app_root}/releases/{release} has no virtualenv (missing or unfinished release); "
+            f"{pointer} was not changed",
+        )
+    target = f"releases/{release}"
+    if os.path.islink(pointer) and os.readlink(pointer) == target:
+        return False
+    temporary = f"{pointer}.new"
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    os.symlink(target, temporary)
+    os.rename(temporary, pointer)
+    return True
+
+
+# --------------------------------------------------------------------------- restart
+
+
+def systemctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+
+
+def restart_units(units: list[str]) -> None:
+    done = systemctl("restart", *units)
+    if done.returncode != 0:
+        raise StepFailed(
+            "restart", f"systemctl restart {' '.join(units)} failed: {done.stderr.strip() or done.stdout.strip()}"
+        )
+
+
+def active(units: list[str]) -> list[str]:
+    return [unit for unit in units if systemctl("is-active", "--quiet", unit).returncode == 0]
+
+
+def drain(module: AnsibleModule, workers: list[dict], result: dict, secrets: list[str]) -> None:
+    """The workers stop consuming every queue and finish what they run (a warning past the timeout)."""
+    if not workers:
+        return
+    params = module.params
+    if not HAS_CELERY:
+        raise StepFailed("drain", missing_required_lib("celery"))
+    nodes = [worker["node"] for worker in workers]
+    seen = {"workers": {}, "unknown_workers": []}
+    controller_params = {
+        "destination": nodes,
+        "queues": None,  # all the queues each consumes
+        "wait_timeout": params["drain_timeout"],
+        "poll_interval": 0.5,
+        "timeout": params["celery_timeout"],
+        "fail_on_timeout": False,
+    }
+    broker = CeleryBroker(params["broker_url"], timeout=params["celery_timeout"])
+    try:
+        broker.connect()
+        Controller(module, broker, seen, controller_params).drain()
+    except (Failure, BrokerError) as exc:
+        raise StepFailed("drain", f"drain of {', '.join(nodes)}: {redact(str(exc), secrets)}") from None
+    finally:
+        broker.close()
+    result["drained"] = {node: bool(seen.get("drained")) for node in nodes}
+
+
+def restart(module: AnsibleModule, result: dict, secrets: list[str]) -> None:
+    params = module.params
+    result["restarted"] = []
+    result["drained"] = {}
+    for unit in params["beat_units"]:
+        restart_units([unit])
+        result["restarted"].append(unit)
+    workers = params["workers"]
+    running = set(active([w["unit"] for w in workers]))
+    drain(module, [w for w in workers if w["unit"] in running], result, secrets)
+    units = [w["unit"] for w in workers] + ([params["web_unit"]] if params["web_unit"] else [])
+    if units:
+        restart_units(units)
+        result["restarted"] += units
+
+
+# --------------------------------------------------------------------------- health
+
+
+def unit_states(units: list[str]) -> dict[str, str]:
+    if not units:
+        return {}
+    out = systemctl("is-active", *units).stdout.split()
+    # One state per unit, in order; none at all when systemctl cannot answer.
+    return {unit: out[i] if i < len(out) else "unknown" for i, unit in enumerate(units)}
+
+
+def ask(url: str) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - an http URL the role builds
+            status, body = answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError as exc:
+        return {"status": None, "version": None, "components": {}, "what": f"no answer ({exc})"}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    seen = {"status": status, "version": data.get("version"), "components": data.get("components") or {}}
+    bad = sorted(k for k, v in seen["components"].items() if v != "ok")
+    seen["what"] = f"HTTP {status} version {seen['version']}" + (f" ({', '.join(bad)} not ok)" if bad else "")
+    return seen
+
+
+def gate(url: str, release: str, count: int, units: list[str], timeout: float) -> dict:
+    """Ask until every unit is active and `count` answers in a row are the release, healthy."""
+
+    def healthy(seen: dict) -> bool:
+        return (
+            seen["status"] == 200 and seen["version"] == release and all(v == "ok" for v in seen["components"].values())
+        )
+
+    deadline = time.monotonic() + timeout
+    while True:
+        states = unit_states(units)
+        answers = []
+        for _ in range(count if url else 0):
+            answers.append(ask(url))
+            if not healthy(answers[-1]):
+                break
+        last = answers[-1] if answers else {"status": None, "version": None, "components": {}}
+        ok = all(state == "active" for state in states.values())
+        ok = ok and (not url or (len(answers) == count and all(healthy(a) for a in answers)))
+        if ok or time.monotonic() >= deadline:
+            return {
+                "ok": ok,
+                "units": states,
+                "status": last["status"],
+                "version": last["version"],
+                "components": last["components"],
+                "answers": answers,
+            }
+        time.sleep(1)
+
+
+def describe_gate(seen: dict, url: str, release: str, timeout: float) -> str:
+    parts = []
+    if url:
+        bad = sorted(k for k, v in seen["components"].items() if v != "ok")
+        parts.append(
+            f"HTTP {seen['status'] or 'none'}, version {seen['version'] or 'unknown'}"
+            + (f", components not ok: {', '.join(bad)}" if bad else "")
+            + f"; answers: {'; '.join(a['what'] for a in seen['answers'])}"
+        )
+    down = {unit: state for unit, state in seen["units"].items() if state != "active"}
+    if down:
+        parts.append("units not active: " + ", ".join(f"{unit} {state}" for unit, state in down.items()))
+    what = f"serve {release} healthy" if url else "run its units"
+    return f"did not {what} within {timeout:g} s: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            steps=dict(type="list", elements="str", choices=list(STEPS), default=list(STEPS)),
+            app_root=dict(type="path"),
+            pointer=dict(type="path"),
+            release=dict(type="str"),
+            beat_units=dict(type="list", elements="str", default=[]),
+            workers=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(unit=dict(type="str", required=True), node=dict(type="str", required=True)),
+            ),
+            web_unit=dict(type="str", default=""),
+            broker_url=dict(type="str", no_log=True),
+            drain_timeout=dict(type="float", default=60.0),
+            celery_timeout=dict(type="float", default=1.0),
+            health_url=dict(type="str", default=""),
+            health_release=dict(type="str"),
+            health_count=dict(type="int", default=1),
+            health_units=dict(type="list", elements="str", default=[]),
+            health_timeout=dict(type="float", default=60.0),
+        ),
+        supports_check_mode=False,
+    )
+    params = module.params
+    steps = [step for step in STEPS if step in params["steps"]]
+    missing = []
+    if "switch" in steps:
+        missing += [name for name in ("app_root", "pointer", "release") if not params[name]]
+    if "restart" in steps and params["workers"] and not params["broker_url"]:
+        missing.append("broker_url")
+    release = params["health_release"] or params["release"]
+    if "health" in steps:
+        if not release:
+            missing.append("health_release")
+        if params["health_count"] < 1:
+            module.fail_json(msg=f"health_count must be at least 1 (got {params['health_count']}); nothing was changed")
+    if missing:
+        module.fail_json(msg=f"steps {', '.join(steps)} need {', '.join(missing)}; nothing was changed")
+    secrets = protect(module, params["broker_url"] or "")
+
+    result = {"changed": False, "step": "", "seconds": {}}
+    try:
+        for step in steps:
+            started = time.monotonic()
+            if step == "switch":
+                result["switched"] = switch(params["app_root"], params["pointer"], params["release"])
+                result["changed"] |= result["switched"]
+            elif step == "restart":
+                try:
+                    restart(module, result, secrets)
+                finally:
+                    result["changed"] |= bool(result["restarted"])
+            else:
+                url = params["health_url"]
+                result["health"] = gate(
+                    url, release, params["health_count"], params["health_units"], params["health_timeout"]
+                )
+                if not result["health"]["ok"]:
+                    raise StepFailed("health", describe_gate(result["health"], url, release, params["health_timeout"]))
+            result["seconds"][step] = round(time.monotonic() - started, 3)
+    except StepFailed as exc:
+        result["step"] = exc.step
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
