@@ -1,0 +1,43 @@
+# What the deploy reads on one host before anything changes, run there as `python3 -c` by
+# state.yml: argv POINTER WHEELHOUSE APP_ROOT TIMEOUT NAME=HOST:PORT... Prints one JSON line:
+# - pointer: the release directory POINTER links to (null when it is not a link), and
+#   revision: that release's REVISION ('' when unreadable);
+# - wheelhouse: whether WHEELHOUSE/.complete exists (false when WHEELHOUSE is '');
+# - free_mb: free MiB under APP_ROOT (null when it does not exist yet);
+# - answers: for each NAME whether HOST:PORT accepted a TCP connection within TIMEOUT
+#   seconds (tried again every half second until then), and errors for the ones that did not.
+import json
+import os
+import socket
+import sys
+import time
+
+pointer, wheelhouse, root, timeout, targets = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
+result = {"pointer": None, "revision": "", "wheelhouse": False, "free_mb": None, "answers": {}}
+if os.path.islink(pointer):
+    result["pointer"] = os.readlink(pointer)
+    try:
+        with open(os.path.join(pointer, "REVISION"), encoding="utf-8") as fh:
+            result["revision"] = fh.read().strip()
+    except OSError:
+        pass
+result["wheelhouse"] = bool(wheelhouse) and os.path.exists(os.path.join(wheelhouse, ".complete"))
+if os.path.isdir(root):
+    stat = os.statvfs(root)
+    result["free_mb"] = stat.f_bavail * stat.f_frsize // (1024 * 1024)
+for target in targets:
+    name, address = target.split("=", 1)
+    deadline = time.monotonic() + timeout
+    host, port = address.rsplit(":", 1)
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=max(0.5, deadline - time.monotonic())):
+                result["answers"][name] = True
+                break
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                result["answers"][name] = False
+                result.setdefault("errors", {})[name] = str(exc)
+                break
+            time.sleep(0.5)
+print(json.dumps(result))
