@@ -8,10 +8,13 @@
 # health gate through lb1, rollback or records).
 # --same-steps: the steps deploy.yml takes on success, each as one plain command: a lock
 # (mkdir), preflight (free disk per host, the database and the broker answer, pending
-# migrations listed), the install, migrate and collectstatic as above, then one host at a
+# migrations listed), the install, the environment file written (the same content back: this
+# script knows no secrets to render), migrate and collectstatic as above, then one host at a
 # time: out of nginx (mark the upstream server down, nginx -t, reload), wait for requests in
-# flight (deploy_lb_drain_seconds, 2 s), switch, restart beat, workers (warm shutdown: running
-# tasks finish) and web, wait until the host serves the release healthy, back into nginx;
+# flight (deploy_lb_drain_seconds, 2 s), switch, restart beat, drain the worker with the
+# Celery CLI (cancel_consumer, then `inspect active` every second until it runs nothing),
+# restart the worker (warm shutdown) and web, wait until the host serves the release healthy,
+# back into nginx;
 # then the release through lb1, a JSON line in each host's deploy log and its local fact, old
 # releases beyond 5 removed, unlock. No rollback (nothing fails here), no hooks, no checks of
 # what a command did beyond its exit status.
@@ -42,6 +45,19 @@ manage() {
   # The env file as the units read it, without putting secrets in argv.
   docker exec --user journal --workdir "${dir}" "${lab}-${host}" \
     bash -c 'set -a; . /srv/journal/shared/env; set +a; exec venv/bin/python manage.py "$@"' manage "$@"
+}
+celery_cli() {  # host args...: the release's Celery CLI as the workers run it
+  local host=$1; shift
+  docker exec --user journal --workdir "${root}/current" "${lab}-${host}" \
+    bash -c 'set -a; . /srv/journal/shared/env; set +a; exec venv/bin/celery -A journal "$@"' celery "$@"
+}
+drain() {  # host: the worker stops consuming, then runs nothing (at most 60 s)
+  local host=$1
+  celery_cli "${host}" control cancel_consumer celery -d "worker@${host}" >/dev/null
+  for _ in $(seq 1 60); do
+    celery_cli "${host}" inspect active -d "worker@${host}" --json | grep -qF "\"worker@${host}\": []" && break
+    sleep 1
+  done
 }
 nginx_mark() {  # host down|up
   local host=$1 state=$2 expr
@@ -78,12 +94,18 @@ install() {
 install app1 & a=$!
 install app2 & b=$!
 wait "${a}"; wait "${b}"
+if [ "${same}" = 1 ]; then
+  for host in app1 app2; do
+    docker exec "${lab}-${host}" sh -c "cp -p ${root}/shared/env ${root}/shared/env.new && mv ${root}/shared/env.new ${root}/shared/env"
+  done
+fi
 manage app1 "${root}/releases/${release}" migrate --noinput >/dev/null
 for host in app1 app2; do manage "${host}" "${root}/releases/${release}" collectstatic --noinput >/dev/null; done
 for host in app1 app2; do
   if [ "${same}" = 1 ]; then nginx_mark "${host}" down; sleep 2; fi
   docker exec "${lab}-${host}" bash -c "ln -sfnT releases/${release} ${root}/current.new && mv -fT ${root}/current.new ${root}/current"
   [ "${host}" = app1 ] && docker exec "${lab}-${host}" systemctl restart journal-beat.service
+  if [ "${same}" = 1 ]; then drain "${host}"; fi
   # SIGTERM is Celery's warm shutdown: systemd waits for the running tasks (TimeoutStopSec).
   docker exec "${lab}-${host}" systemctl restart journal-worker.service journal.service
   for _ in $(seq 1 90); do
