@@ -11,15 +11,16 @@ Needs the lab up and deployed (scripts/demo.sh). In one run, on the lab:
   records);
 - noop: playbooks/deploy.yml again with the same ref (nothing to do);
 - raw_same_steps: baseline.sh --same-steps deploys the first ref: the steps deploy.yml takes
-  on success (lock, preflight, one host at a time out of nginx, drain wait, warm restarts,
-  health per host and through lb1, records, cleanup), each one plain command;
+  on success (lock, preflight, the environment file, one host at a time out of nginx, the
+  in-flight wait, the workers' drain with the Celery CLI, warm restarts, health per host and
+  through lb1, records, cleanup), each one plain command;
 - ours_back: playbooks/deploy.yml deploys the second ref again, right after (the lab ends as
   it began), paired with raw_same_steps; the pair runs --repeat times (3), alternately, and the
   medians are compared;
 - during raw and ours, tests/lab/loadgen.py sends constant load through lb1 and counts failed
   requests (a request is retried only when its connection closed before any response byte).
 
-Writes bench/results/deploy-<UTC date>.json and prints a table. Ratios, not absolute times,
+Writes bench/results/deploy-<UTC date>T<HHMM>.json (the start time) and prints a table. Ratios, not absolute times,
 are the result: the machine is shared.
 """
 
@@ -73,10 +74,11 @@ def main() -> None:
         default=200.0,
         help="requests/s of the constant load (0: as fast as 4 threads go, taking the CPU the deploys need)",
     )
-    parser.add_argument("--out", help="result file (default bench/results/deploy-<date>.json)")
+    parser.add_argument("--out", help="result file (default bench/results/deploy-<UTC date>T<HHMM>.json)")
     parser.add_argument("--logs", help="directory for each line's output (<line>.log), to profile a run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the raw_same_steps / ours_back pair")
     args = parser.parse_args()
+    started_at = datetime.datetime.now(datetime.UTC)
     rate = args.rate
     raw_ref, our_ref = args.refs
     playbook = [str(BIN / "ansible-playbook"), "-i", "inventories/lab", "playbooks/deploy.yml"]
@@ -133,7 +135,8 @@ def main() -> None:
         "ratio_noop_to_raw": round(noop["seconds"] / raw["seconds"], 2),
         "ratio_ours_to_raw_same_steps": round(ours_back["seconds"] / raw_same["seconds"], 2),
     }
-    default_out = ROOT / "bench" / "results" / f"deploy-{datetime.date.today().isoformat()}.json"
+    # Named by the start time, so a second run the same day keeps the first.
+    default_out = ROOT / "bench" / "results" / f"deploy-{started_at:%Y-%m-%dT%H%M}.json"
     out = Path(args.out) if args.out else default_out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
