@@ -134,6 +134,28 @@ def test_deploy_preflight_refuses_little_disk_and_an_unreachable_database_before
     assert served_version() == before
 
 
+@pytest.mark.lab
+def test_deploy_failing_the_gate_through_lb1_rolls_every_host_back(demo_output):
+    # Every host passes its own gate; the gate through lb1 asks a port nothing listens on.
+    rc, _ = demo_output
+    assert rc == 0
+    before = served_version()
+    other = "v1" if before.endswith("-v2") else "v2"
+    result, _ = deploy("-e", f"deploy_ref={other}", "-e", "deploy_lb_port=9", "-e", "deploy_health_timeout=3")
+    assert result.returncode != 0
+    assert re.search(
+        r"failed after the switch at step 'DEPLOY \| Health gate through the load balancer' on app1: "
+        r"lb1 did not serve \S+-" + other + r" healthy within 3 s: HTTP none, version unknown; answers: no answer",
+        result.stdout,
+    ), result.stdout[-4000:]
+    assert served_version() == before
+    for host in ("app1", "app2"):
+        assert lab_exec(host, "readlink", "/srv/journal/current").stdout.strip() == f"releases/{before}"
+        newest = lab_exec(host, "sh", "-c", f"ls -d /srv/journal/releases/*-{other} | tail -n 1").stdout.strip()
+        assert lab_exec(host, "test", "-e", f"{newest}/FAILED", check=False).returncode == 0, newest
+    assert lab_exec("app1", "test", "-e", "/var/lib/opsbook/journal-deploy.lock", check=False).returncode != 0
+
+
 NGINX_MARK = (ROOT / "roles" / "deploy" / "files" / "nginx_mark.py").read_text()
 UPSTREAM = "/etc/nginx/opsbook/journal-upstream.conf"
 BROKEN = "/etc/nginx/conf.d/zz-opsbook-test-broken.conf"

@@ -199,17 +199,18 @@ def test_missing_input_is_named_before_anything_changes(args, needs):
     assert result.failed and needs in result.msg and "nothing was changed" in result.msg
 
 
-def test_the_broker_password_never_shows(tmp_path):
+def test_a_drain_that_cannot_reach_the_broker_names_the_step_and_never_the_password():
+    # systemctl has no running worker here, so the drain is called as restart() calls it.
+    from ansible_collections.opsbook.webstack.plugins.modules import deploy_activate as da
+
     secret = "s3cr3t-Pa55"  # noqa: S105 - a test value
-    result = run_module(
-        "deploy_activate",
-        {
-            "steps": ["switch"],
-            "app_root": str(tmp_path),
-            "pointer": str(tmp_path / "current"),
-            "release": "r9",
-            "broker_url": f"redis://:{secret}@127.0.0.1:9/0",
-        },
-    )
-    assert result.failed
-    assert secret not in result.stdout and secret not in json.dumps(result.data)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        url = f"redis://:{secret}@127.0.0.1:{sock.getsockname()[1]}/0"
+        params = {"broker_url": url, "drain_timeout": 1.0, "celery_timeout": 0.5}
+        module = type("Module", (), {"params": params, "check_mode": False, "warn": lambda self, msg: None})()
+        with pytest.raises(da.StepFailed) as failed:
+            da.drain(module, [{"unit": "w.service", "node": "w@app1"}], {}, [secret])
+    assert failed.value.step == "drain"
+    assert str(failed.value).startswith("drain of w@app1: cannot connect to the broker at 127.0.0.1:")
+    assert secret not in str(failed.value)
