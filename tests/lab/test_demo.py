@@ -145,7 +145,8 @@ def test_deploy_failing_the_gate_through_lb1_rolls_every_host_back(demo_output):
     assert result.returncode != 0
     assert re.search(
         r"failed after the switch at step 'DEPLOY \| Health gate through the load balancer' on app1: "
-        r"lb1 did not serve \S+-" + other + r" healthy within 3 s: HTTP none, version unknown; answers: no answer",
+        r"lb1 did not serve \S+-" + other + r" healthy within 3 s \(deploy_health_timeout\); "
+        r"the last answers: no answer",
         result.stdout,
     ), result.stdout[-4000:]
     assert served_version() == before
