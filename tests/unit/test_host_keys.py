@@ -78,7 +78,9 @@ def _ansible(inventory: str, host: str, sshd: Sshd, known_hosts: Path) -> subpro
         **os.environ,
         "PATH": f"{BIN}:{os.environ['PATH']}",
         # Only this test's known_hosts file, no agent, no multiplexing: one clean attempt.
-        "ANSIBLE_SSH_ARGS": f"-o UserKnownHostsFile={known_hosts} -o GlobalKnownHostsFile=/dev/null -o ControlMaster=no",
+        "ANSIBLE_SSH_ARGS": (
+            f"-o UserKnownHostsFile={known_hosts} -o GlobalKnownHostsFile=/dev/null -o ControlMaster=no"
+        ),
         "SSH_AUTH_SOCK": "",
         "ANSIBLE_FORCE_COLOR": "0",
     }
