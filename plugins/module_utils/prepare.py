@@ -102,7 +102,7 @@ def done_or_lock(params: dict, directory: str, check_mode: bool, warn) -> dict:
     if "taken_over" in taken:
         result["lock"]["taken_over"] = taken["taken_over"]
         if not check_mode:
-            warn(f"took over the stale lock {lock_path} of {describe(taken['taken_over'])}")
+            warn(f"took over the stale lock {lock_path} of {describe(taken['taken_over'])}: {taken['reason']}")
     return result
 
 

@@ -18,7 +18,7 @@ description:
     so a re-run changes nothing.
   - Otherwise takes the backup lock C(<path>/.lock) for O(lock.token), the same lock as
     M(opsbook.webstack.deploy_lock) (a directory holding C(holder.json)). A lock another run
-    holds fails the task at once naming its holder; a lock older than O(lock.stale_after)
+    holds fails the task at once naming its holder; a lock without a heartbeat for O(lock.stale_after)
     seconds is taken over with a warning naming the old holder.
   - The lock is released by M(opsbook.webstack.backup_publish)
     (O(opsbook.webstack.backup_publish#module:release_lock)) once the backup is published and
@@ -54,7 +54,7 @@ options:
         type: dict
         default: {}
       stale_after:
-        description: A lock older than this many seconds is stale and taken over.
+        description: A lock without a heartbeat for this many seconds (its holder died) is stale and taken over.
         type: int
         default: 21600
 attributes:

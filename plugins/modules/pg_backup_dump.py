@@ -122,7 +122,10 @@ options:
             type: dict
             default: {}
           stale_after:
-            description: A lock older than this many seconds is stale and taken over.
+            description:
+              - A lock without a heartbeat for this many seconds is stale and taken over. The dump
+                heartbeats the lock while it runs (every O(prepare.lock.stale_after)/4 s, at most
+                60 s), so a dump longer than this keeps its lock.
             type: int
             default: 21600
 attributes:
@@ -243,6 +246,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.opsbook.webstack.plugins.module_utils.lock import keep_alive
 from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import (
     PG_RESTORE_FAILURES,
     CustomArchive,
@@ -593,7 +597,12 @@ def work(p: dict, check_mode: bool, result: dict, directory: str | None, warning
             )
             return result
     try:
-        return dump(p, check_mode, result)
+        if prepared is None or not prepared["lock"]["taken"]:
+            return dump(p, check_mode, result)
+        # A dump can outlast stale_after: it heartbeats the lock while it runs (module_utils/lock.py).
+        lock = p["prepare"]["lock"]
+        with keep_alive(prepared["lock"]["path"], lock["token"], stale_after=lock["stale_after"]):
+            return dump(p, check_mode, result)
     except BaseException:  # Failed, or anything unforeseen: the lock must not stay held
         if prepared is not None:
             give_back(prepared, p["prepare"]["lock"]["token"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -44,11 +45,14 @@ def test_a_waiting_run_gets_the_lock_once_released(tmp_path):
 def test_a_stale_lock_is_taken_over(tmp_path):
     lock = tmp_path / "lock"
     take(lock, "run-a")
-    old = time.time() - 7200
-    os.utime(lock, (old, old))
+    old = time.time() - 7200  # no heartbeat (the note's mtime) for two hours
+    os.utime(lock / "holder.json", (old, old))
     result = take(lock, "run-b", stale_after=3600)
     assert result.changed and not result.failed
     assert result["taken_over"]["user"] == "alice"
+    assert "no heartbeat for 7200 s" in result["reason"]
+    warnings = json.dumps(result.data.get("warnings"))
+    assert "took over the lock" in warnings and "alice@ci-3" in warnings and "no heartbeat for" in warnings
 
 
 def test_release_only_by_its_holder(tmp_path):
@@ -74,3 +78,21 @@ def test_the_refusal_names_the_variable_that_sets_the_wait(tmp_path):
     at_once = take(lock, "run-b")
     assert at_once.failed and "Waited" not in at_once.msg
     assert at_once.msg.startswith(f"Another run holds the lock {lock}: alice@ci-3 since ")
+
+
+def test_heartbeat_refreshes_only_its_own_lock_and_never_takes_one(tmp_path):
+    lock = tmp_path / "lock"
+    take(lock, "run-a")
+    old = time.time() - 7200
+    os.utime(lock / "holder.json", (old, old))
+    beat = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"})
+    assert not beat.failed and not beat.changed and beat["held"] is True
+    assert time.time() - (lock / "holder.json").stat().st_mtime < 60
+    # A deploy longer than stale_after keeps its lock: run-b finds it held.
+    assert take(lock, "run-b", stale_after=3600).failed
+    other = run_module("deploy_lock", {"path": str(lock), "token": "run-b", "state": "heartbeat"})
+    assert not other.failed and other["held"] is False
+    assert "no longer held by this run (held by alice@ci-3" in json.dumps(other.data.get("warnings"))
+    shutil.rmtree(lock)
+    gone = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"})
+    assert not gone.failed and gone["held"] is False and not lock.exists()
