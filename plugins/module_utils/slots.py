@@ -148,3 +148,143 @@ def host_units(
             host == _beat_host(members, scheduler_hosts),
         )
     return out
+
+
+# --------------------------------------------------------------------------- the live slot
+#
+# Two places say which slot takes traffic: the state file the switch writes on the first load
+# balancer (/etc/opsbook/<app>-active-slot), and that load balancer's own configuration (the
+# nginx upstream file, or the app's backend in haproxy.cfg). The file alone is not enough: when
+# it is missing or damaged, assuming blue would deploy into the slot that serves. live_slot()
+# reads both and decides once, for every play that needs the live slot.
+
+_HAPROXY_SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "peers", "resolvers", "userlist",
+                     "mailers", "program", "http-errors", "ring", "cache")  # fmt: skip
+
+
+def _strip_comment(line: str) -> str:
+    return line.split("#", 1)[0].strip()
+
+
+def _nginx_servers(text: str) -> list[tuple[str, str, bool]]:
+    """(name, address, enabled) of each `server` directive in an nginx upstream file."""
+    out = []
+    for statement in " ".join(_strip_comment(line) for line in text.splitlines()).split(";"):
+        words = statement.replace("{", " ").replace("}", " ").split()
+        if "server" in words:
+            rest = words[words.index("server") + 1 :]
+            if rest:
+                out.append(("", rest[0], "down" not in rest[1:] and "backup" not in rest[1:]))
+    return out
+
+
+def _haproxy_servers(text: str, backend: str) -> list[tuple[str, str, bool]] | None:
+    """(name, address, enabled) of each `server` line of one backend; None without that backend."""
+    out, inside, found = [], False, False
+    for line in text.splitlines():
+        words = _strip_comment(line).split()
+        if not words:
+            continue
+        if words[0] in _HAPROXY_SECTIONS:
+            inside = words[0] in ("backend", "listen") and words[1:2] == [backend]
+            found = found or inside
+        elif inside and words[0] == "server" and len(words) >= 3:
+            out.append((words[1], words[2], "disabled" not in words[3:]))
+    return out if found else None
+
+
+def served_slot(software: str, text: str, servers: list[dict], backend: str = "") -> tuple[str, str]:
+    """The slot a load balancer's configuration sends traffic to: (slot, '') or ('', why not).
+
+    ``servers`` are :func:`backends` (name, host, port, slot); a configured server is known by its
+    name (HAProxy: ``<host>-<slot>``) or its ``host:port``. Traffic must go to exactly one slot's
+    servers: none, both, or a server of neither slot is no answer.
+    """
+    by_name = {s["name"]: s["slot"] for s in servers if s["slot"]}
+    by_address = {f"{s['host']}:{s['port']}": s["slot"] for s in servers if s["slot"]}
+    if software == "haproxy":
+        configured = _haproxy_servers(text, backend)
+        if configured is None:
+            return "", f"it has no backend {backend}"
+    elif software == "nginx":
+        configured = _nginx_servers(text)
+    else:
+        return "", f"load balancer software {software!r} is neither nginx nor haproxy"
+    enabled = [(name, address) for name, address, on in configured if on]
+    if not enabled:
+        return "", "it sends traffic to no server"
+    slots = {by_name.get(name) or by_address.get(address) for name, address in enabled}
+    unknown = [name or address for name, address in enabled if not (by_name.get(name) or by_address.get(address))]
+    if unknown:
+        return "", f"it sends traffic to {', '.join(unknown)}, which is in neither slot"
+    if len(slots) > 1:
+        return "", "it sends traffic to both slots"
+    return slots.pop(), ""
+
+
+def live_slot(
+    state: str | None,
+    state_problem: str,
+    config: str | None,
+    config_problem: str,
+    *,
+    software: str,
+    servers: list[dict],
+    backend: str = "",
+    host: str = "the first load balancer",
+    state_path: str = "the state file",
+    config_path: str = "its configuration",
+) -> dict:
+    """Decide the live slot from the state file and the load balancer's configuration.
+
+    ``state``/``config`` are the files' texts, None when they could not be read (then
+    ``*_problem`` says why: ``missing`` or the reader's message). Returns ``slot`` (blue, green,
+    or '' with ``error`` set), ``source`` (how it was decided, for the plan the role prints),
+    ``warning`` (the state file was missing or damaged and the configuration decided), and what
+    each side said: ``recorded`` and ``served`` ('' when it said nothing usable).
+    """
+    recorded, why_state = "", ""
+    if state is None:
+        why_state = "is missing" if state_problem == "missing" else f"cannot be read ({state_problem})"
+    elif state.strip() in SLOTS:
+        recorded = state.strip()
+    else:
+        why_state = f"says {state.strip()[:40]!r}, not blue or green"
+    served, why_config = "", ""
+    if config is None:
+        why_config = "is missing" if config_problem == "missing" else f"cannot be read ({config_problem})"
+    else:
+        served, why_config = served_slot(software, config, servers, backend)
+    state_at = f"{state_path} on {host}"
+    config_at = f"{config_path} ({software}) on {host}"
+    out = {"slot": "", "recorded": recorded, "served": served, "source": "", "warning": "", "error": ""}
+    if recorded and served == recorded:
+        out.update(slot=recorded, source=f"{state_at} and {config_at} agree")
+    elif recorded and served:
+        out["error"] = (
+            f"The live slot is unclear, so nothing was changed: {state_at} says {recorded}, but {config_at} "
+            f"sends traffic to {served}. Find out which slot should serve, make both say it, and run again: "
+            f"if {served} is right (clients get it now), write it into the state file "
+            f"(echo {served} > {state_path}); if {recorded} is right, put {config_path} back on {recorded}'s "
+            f"servers and reload the load balancer (provision.yml renders it from the state file)."
+        )
+    elif recorded:
+        out["error"] = (
+            f"The live slot cannot be confirmed, so nothing was changed: {state_at} says {recorded}, but "
+            f"{config_at} {why_config}. Make it send traffic to one slot's servers (provision.yml renders it "
+            f"from the state file) and run again."
+        )
+    elif served:
+        out.update(slot=served, source=f"{config_at} sends traffic to {served}; {state_path} {why_state}")
+        if state is not None or state_problem != "missing":  # missing is the state before the first switch
+            out["warning"] = (
+                f"{state_path} on {host} {why_state}: the live slot {served} was read from {config_path}; "
+                f"the next switch writes the file again."
+            )
+    else:
+        out["error"] = (
+            f"Cannot tell which slot is live, so nothing was changed: {state_at} {why_state}, and {config_at} "
+            f"{why_config}. Write the slot that serves into {state_path} (blue or green), make {config_path} "
+            f"send traffic to that slot's servers (provision.yml renders it from the state file), and run again."
+        )
+    return out

@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
+sys.path[:0] = [
+    str(PROJECT_DIR / "tests" / "molecule"),
+    str(PROJECT_DIR / "tests" / "lab"),
+    str(PROJECT_DIR / "playbooks" / "collections"),
+]
 
+from ansible_collections.opsbook.webstack.plugins.module_utils.slots import backends, served_slot  # noqa: E402
 from molecule_scenario import INVENTORY, SCENARIO_DIR, host, no_failed_request, playbook, popen_playbook  # noqa: E402
 from molecule_scenario import under_load as load_through  # noqa: E402
 
@@ -128,6 +133,68 @@ def test_v2_goes_to_green_and_the_switch_drops_no_request():
     migrated = HOSTS["bg-db1"].run("runuser -u postgres -- psql -d journal -tAc %s", sql)
     assert migrated.stdout.strip() == "1"
     assert "blue_green_active" in result.stdout and '"green"' in result.stdout  # set_stats
+
+
+STATE_FILE = "/etc/opsbook/journal-active-slot"
+UPSTREAM = "/etc/nginx/opsbook/journal-upstream.conf"
+
+
+def test_both_load_balancers_configurations_say_green():
+    """What the live slot is read from when the state file is lost: the configurations as the switch left them."""
+    slots = {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8002}}  # group_vars
+    servers = backends(slots, {"app": APPS}, "app", 0)
+    assert served_slot("nginx", HOSTS["bg-lb1"].file(UPSTREAM).content_string, servers) == ("green", "")
+    cfg = HOSTS["bg-lb2"].file("/etc/haproxy/haproxy.cfg").content_string
+    assert served_slot("haproxy", cfg, servers, "journal_app") == ("green", "")
+
+
+def test_a_lost_state_file_is_read_from_the_load_balancer_and_the_deploy_goes_to_blue():
+    """Issue 19 item 11: green serves, and the state file on bg-lb1 (the first load balancer) is gone.
+
+    The plan must read green from nginx's upstream and deploy to blue, the idle slot; before the
+    fix it assumed blue and deployed into green. In check mode: the plan and the deploy role's
+    report name the slot, and nothing changes.
+    """
+    blue, green = pointer("bg-app1", "blue"), pointer("bg-app1", "green")
+    assert HOSTS["bg-lb1"].run(f"rm {STATE_FILE}").rc == 0
+    try:
+        before = snapshot()
+        result, _ = playbook("blue_green.yml", "-e", "deploy_ref=v3", "--check")
+        assert result.returncode == 0, result.stdout[-6000:]
+        out = " ".join(result.stdout.split())
+        # the deploy role's check-mode report, per host: the release it would replace is blue's
+        switches = re.findall(r"would install release \S+ \(v3 at \w+\) and switch from (\S+)\"", out)
+        assert switches == [blue, blue], (switches, green, out[-6000:])
+        assert (
+            f"Live slot: green ({UPSTREAM} (nginx) on bg-lb1 sends traffic to green; {STATE_FILE} is missing)."
+            " Deploying v3 to blue (the idle slot) on bg-app1, bg-app2." in out
+        ), out[-6000:]
+        assert green not in switches
+        assert snapshot() == before
+    finally:
+        HOSTS["bg-lb1"].run(f"printf 'green\\n' > {STATE_FILE}")
+    assert_active("green", "v2")
+
+
+def test_a_state_file_that_contradicts_the_load_balancer_is_refused_before_any_change():
+    """The state file on bg-lb1 says blue while its nginx sends traffic to green: refused, naming both."""
+    assert HOSTS["bg-lb1"].run(f"printf 'blue\\n' > {STATE_FILE}").rc == 0
+    try:
+        before = snapshot()
+        result, recap = playbook("blue_green.yml", "-e", "deploy_ref=v3")
+        assert result.returncode == 2, result.stdout[-6000:]
+        out = " ".join(result.stdout.split())
+        assert (
+            f"The live slot is unclear, so nothing was changed: {STATE_FILE} on bg-lb1 says blue, but {UPSTREAM}"
+            " (nginx) on bg-lb1 sends traffic to green." in out
+        ), out[-6000:]
+        assert f"echo green > {STATE_FILE}" in out
+        assert "PLAY [Prepare the release in the slot]" not in out
+        assert recap and all(c == 0 for c in recap.values()), recap
+        assert snapshot() == before
+    finally:
+        HOSTS["bg-lb1"].run(f"printf 'green\\n' > {STATE_FILE}")
+    assert_active("green", "v2")
 
 
 def stats(stdout: str) -> dict:
