@@ -82,6 +82,15 @@ def add_to_group(group: str, host: str) -> Callable[[Path], None]:
     return mutate
 
 
+def add_group(group: str, host: str) -> Callable[[Path], None]:
+    def mutate(inventory: Path) -> None:
+        edit_yaml(
+            inventory / "hosts.yml", lambda data: data["all"]["children"].update({group: {"hosts": {host: None}}})
+        )
+
+    return mutate
+
+
 def edit_vars(file: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
     def mutate(inventory: Path) -> None:
         edit_yaml(inventory / "group_vars" / "all" / file, change)
@@ -101,6 +110,30 @@ def set_host_var(host: str, name: str, value: Any) -> Callable[[Path], None]:
         merge_host_vars(inventory, host, {name: value})
 
     return mutate
+
+
+# The lab's groups under other names, each named by its opsbook_group_* variable.
+RENAMED = {
+    "lb": "balancers",
+    "app": "webservers",
+    "worker": "workers",
+    "scheduler": "beat",
+    "db": "database",
+    "broker": "redis",
+    "backup_store": "copies",
+}
+
+
+def rename_groups(inventory: Path) -> None:
+    def hosts(data: dict[str, Any]) -> None:
+        children = data["all"]["children"]
+        data["all"]["children"] = {RENAMED.get(name, name): group for name, group in children.items()}
+
+    edit_yaml(inventory / "hosts.yml", hosts)
+    edit_yaml(
+        inventory / "group_vars" / "all" / "app.yml",
+        lambda d: d.update({f"opsbook_group_{name}": renamed for name, renamed in RENAMED.items()}),
+    )
 
 
 def vault_from_example(inventory: Path) -> None:
@@ -143,6 +176,7 @@ class Case:
     verbosity: int = 0
     command: str = "ansible-playbook"
     copy: bool = True
+    args: tuple[str, ...] = ()  # more ansible-playbook arguments (-e, --limit)
 
 
 CASES = [
@@ -261,6 +295,67 @@ CASES = [
         copy=False,
         passes=True,
     ),
+    # Issue 19 item 13: a misspelt -e variable is ignored by every play, and the run ends ok.
+    Case(
+        "extra_var_misspelt",
+        "-e deploy_reff=v2: refused, naming deploy_ref",
+        playbook="deploy.yml",
+        args=("-e", "deploy_reff=v2"),
+        expect=(r"Unknown variable 'deploy_reff' given with -e: did you mean 'deploy_ref'",),
+    ),
+    Case(
+        "extra_var_rollback_confirm_misspelt",
+        "-e rollback_confrim=journal on rollback.yml: refused, naming the confirmation variable rollback.yml reads",
+        playbook="rollback.yml",
+        args=("-e", "rollback_confrim=journal"),
+        expect=(r"Unknown variable 'rollback_confrim' given with -e: did you mean 'rollback_\w*confirm'",),
+    ),
+    Case(
+        "extra_vars_several_unknown",
+        "three unknown -e variables, as JSON and key=value, all named in one run; other prefixes are left alone",
+        args=("-e", '{"backup_fromat": "custom", "restore_confrim": true}', "-e", "deploy_serail=2 my_own_var=1"),
+        expect=(
+            r"Unknown variable 'backup_fromat' given with -e: did you mean 'backup_format'",
+            r"Unknown variable 'deploy_serail' given with -e: did you mean 'deploy_serial'",
+            r"Unknown variable 'restore_confrim' given with -e: did you mean 'restore_confirm'",
+        ),
+    ),
+    Case(
+        "extra_vars_known_pass",
+        "known -e variables of roles (argument specs, defaults) and of playbooks pass",
+        args=("-e", "deploy_ref=v2 deploy_serial=2 deploy_backup_before=true backup_format=custom rollback_release=x"),
+        passes=True,
+    ),
+    # Issue 19 item 14: a play that matches no host is skipped and the run ends ok.
+    Case(
+        "limit_leaves_plays_without_hosts",
+        "deploy.yml --limit db1: the app plays would match no host; validation fails naming them and the hosts to add",
+        playbook="deploy.yml",
+        args=("-e", "deploy_ref=v2", "--limit", "db1"),
+        expect=(
+            r"With --limit db1, plays 'Install the release', .* of deploy.yml \(hosts: app:worker:scheduler\)"
+            r" match no host and would do nothing while the run ends ok. Add app1 or app2 to --limit",
+        ),
+    ),
+    Case(
+        "limit_leaves_the_report_play_without_hosts",
+        "health.yml --limit app1: the report play on localhost would be skipped",
+        playbook="health.yml",
+        args=("--limit", "app1"),
+        expect=(r"play 'Health report' of health.yml \(hosts: localhost\) matches no host",),
+    ),
+    Case(
+        "renamed_groups",
+        "the lab's groups renamed with opsbook_group_*: validation passes",
+        mutations=(rename_groups,),
+        passes=True,
+    ),
+    Case(
+        "renamed_group_beside_a_stranger",
+        "opsbook_group_app: webservers while a group app holds another host: refused, naming both",
+        mutations=(rename_groups, add_group("app", "lb1")),
+        expect=(r"Group 'app' holds lb1, not in 'webservers' \(opsbook_group_app\)",),
+    ),
 ]
 
 
@@ -295,6 +390,7 @@ def run_case(case: Case, workdir: Path, cwd: Path) -> Run:
     else:
         argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOKS / case.playbook)]
         argv += ["-" + "v" * case.verbosity] if case.verbosity else []
+        argv += list(case.args)
     started = time.monotonic()
     result = subprocess.run(
         argv,
@@ -392,3 +488,182 @@ def test_helpers_read_the_inventories() -> None:
     assert hosts_of(LAB) == set(LAB_HOSTS)
     assert len(SECRETS) == 6 and all(len(secret) >= 12 for secret in SECRETS)
     assert set(groups_of(LAB)) >= {"lb", "app", "worker", "scheduler", "db", "broker"}
+
+
+# --------------------------------------------------------------------------- renamed groups (issue 19 item 14)
+
+
+def play_patterns() -> list[str]:
+    """Every `hosts:` pattern of the repository's playbooks, except the ones decided during the run."""
+    defaults = yaml.safe_load((ROOT / "roles" / "validate" / "defaults" / "main.yml").read_text())
+    runtime = set(defaults["validate_runtime_groups"])
+    patterns = []
+    for path in sorted(PLAYBOOKS.glob("*.yml")):
+        for play in yaml.safe_load(path.read_text()) or []:
+            pattern = play.get("hosts")
+            if pattern and pattern not in patterns and pattern not in runtime and "{{" not in pattern:
+                patterns.append(pattern)
+    return patterns
+
+
+PROBE_PLAY = """
+- name: "Probe {pattern}"
+  hosts: "{pattern}"
+  gather_facts: false
+  tasks:
+    - name: Name the host
+      ansible.builtin.debug:
+        msg: "MATCHED {pattern} {{{{ inventory_hostname }}}}"
+"""
+
+
+def probe(workdir: Path, cwd: Path, mutations: tuple[Callable[[Path], None], ...], *args: str) -> tuple[Run, dict]:
+    """validate.yml, then one play per pattern of the playbooks: the hosts each pattern matched."""
+    workdir.mkdir()
+    playbook = workdir / "probe.yml"
+    text = f"- name: Validate\n  ansible.builtin.import_playbook: {PLAYBOOKS / 'validate.yml'}\n"
+    playbook.write_text(text + "".join(PROBE_PLAY.format(pattern=p) for p in play_patterns()))
+    inventory = workdir / "inventory"
+    shutil.copytree(LAB, inventory)
+    for mutate in mutations:
+        mutate(inventory)
+    make_unreachable(inventory)
+    argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    # The probe is not beside playbooks/collections: the collection comes from there all the same.
+    env = {**ansible_env(), "ANSIBLE_COLLECTIONS_PATH": str(PLAYBOOKS / "collections")}
+    started = time.monotonic()
+    result = subprocess.run(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180
+    )
+    run = Run(Case("probe", "probe"), inventory, argv, result.returncode, result.stdout, time.monotonic() - started)
+    matched: dict[str, set[str]] = {}
+    for pattern, host in re.findall(r'"msg": "MATCHED (\S+) (\S+)"', run.output):
+        matched.setdefault(pattern, set()).add(host)
+    return run, matched
+
+
+def test_plays_match_the_same_hosts_with_renamed_groups(tmp_path: Path) -> None:
+    """Every play pattern of the playbooks matches the same hosts whether the groups have their
+    default names or others given with opsbook_group_*; with --limit too."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for args in ((), ("--limit", "app1,db1,lb1,localhost")):
+        label = "-".join(args) or "all"
+        plain, expected = probe(tmp_path / f"plain{label}", cwd, (), *args)
+        assert plain.returncode == 0, describe(plain)
+        assert set(expected) == set(play_patterns()), describe(plain)
+        renamed, matched = probe(tmp_path / f"renamed{label}", cwd, (rename_groups,), *args)
+        assert renamed.returncode == 0, describe(renamed)
+        assert "no hosts matched" not in renamed.output, describe(renamed)
+        assert matched == expected, f"{args}: renamed groups matched {matched}, default names {expected}"
+    assert expected["app:worker:scheduler"] == {"app1"} and expected["db[0]"] == {"db1"}
+
+
+def test_a_real_playbook_runs_on_renamed_groups(tmp_path: Path) -> None:
+    """celery.yml (hosts: scheduler) with the scheduler group renamed: its play reaches the host
+    (unreachable here) instead of matching no host and ending ok."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(LAB, inventory)
+    rename_groups(inventory)
+    make_unreachable(inventory)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOKS / "celery.yml"), "--check"]
+    result = subprocess.run(
+        argv, cwd=cwd, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180
+    )
+    out = result.stdout
+    assert "no hosts matched" not in out, out
+    play = out[out.index("PLAY [Celery workers and queues]") :]
+    assert re.search(r"fatal: \[app1\]: UNREACHABLE", play), out
+    assert result.returncode != 0, out
+
+
+# --------------------------------------------------------------------------- known variables (issue 19 item 13)
+
+PREFIXES = tuple(
+    yaml.safe_load((ROOT / "roles" / "validate" / "defaults" / "main.yml").read_text())["validate_checked_prefixes"]
+)
+PREFIXED = re.compile(r"(?<![&*\w./-])((?:" + "|".join(PREFIXES) + r")[a-z0-9_]*[a-z0-9])(?![\w.])")
+# `-e name=value`, `-e 'name=value'`, `--extra-vars name=value` in docs and comments
+EXTRA_VAR = re.compile(r"(?:-e|--extra-vars)\s+[\"']?([A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def known_variables() -> set[str]:
+    """What validate accepts: the roles' argument specs and defaults, and validate's playbook list."""
+    from ansible_collections.opsbook.webstack.plugins.action.validate_run import declared_variables
+
+    playbook_vars = yaml.safe_load((ROOT / "roles" / "validate" / "vars" / "main.yml").read_text())
+    return declared_variables(ROOT / "roles") | set(playbook_vars["__validate_playbook_variables"])
+
+
+def facts_and_results() -> set[str]:
+    """Names the code sets itself (set_fact keys, register names): not inputs."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("ansible.builtin.set_fact", "set_fact") and isinstance(value, dict):
+                    names.update(value)
+                elif key == "register" and isinstance(value, str):
+                    names.add(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in [*(ROOT / "roles").rglob("*.yml"), *PLAYBOOKS.glob("*.yml")]:
+        walk(yaml.safe_load(path.read_text()))
+    return names
+
+
+def test_every_variable_the_docs_pass_with_e_is_known() -> None:
+    """A user copying a command from the docs, the README or a playbook's header is not refused."""
+    sources = [
+        *(ROOT / "docs").glob("*.md"),
+        ROOT / "README.md",
+        *PLAYBOOKS.glob("*.yml"),
+        *ROOT.glob("inventories/*/README.md"),
+    ]
+    given: dict[str, set[str]] = {}
+    for path in sources:
+        for name in EXTRA_VAR.findall(path.read_text()):
+            if name.startswith(PREFIXES):
+                given.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    assert {"deploy_ref", "restore_confirm"} <= set(given), sorted(given)
+    unknown = {name: sorted(where) for name, where in given.items() if name not in known_variables()}
+    assert not unknown, f"the docs show -e with names validate refuses: {unknown}"
+
+
+def test_every_prefixed_variable_the_playbooks_read_is_known() -> None:
+    """A playbook reading a variable that is in no argument spec, no defaults and not in
+    roles/validate/vars/main.yml would see -e of that name refused: the list must follow the code."""
+    read: dict[str, str] = {}
+    for path in PLAYBOOKS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if line.lstrip().startswith(("#", "tags:")):
+                continue
+            for name in PREFIXED.findall(line):
+                read.setdefault(name, path.name)
+    assert "deploy_serial" in read and "rollback_release" in read, read
+    missing = {n: f for n, f in read.items() if n not in known_variables() and n not in facts_and_results()}
+    assert not missing, f"read by playbooks but unknown to validate (add to roles/validate/vars/main.yml): {missing}"
+    playbook_vars = yaml.safe_load((ROOT / "roles" / "validate" / "vars" / "main.yml").read_text())
+    stale = set(playbook_vars["__validate_playbook_variables"]) - set(read)
+    assert not stale, f"roles/validate/vars/main.yml lists names no playbook reads: {sorted(stale)}"
+
+
+def test_unknown_variables_names_the_closest() -> None:
+    from ansible_collections.opsbook.webstack.plugins.action.validate_run import describe_unknown, unknown_variables
+
+    found = unknown_variables(
+        ["deploy_ref", "deploy_reff", "rollback_restore_database", "app_anything", "deploy_zzzzzzzzzz"],
+        ["deploy_ref", "rollback_restore_db", "rollback_confirm"],
+        ["deploy_", "rollback_"],
+    )
+    assert [describe_unknown(item) for item in found] == [
+        "Unknown variable 'deploy_reff' given with -e: did you mean 'deploy_ref'?",
+        "Unknown variable 'deploy_zzzzzzzzzz' given with -e: no playbook or role of opsbook.webstack reads it.",
+        "Unknown variable 'rollback_restore_database' given with -e: did you mean 'rollback_restore_db'?",
+    ]
