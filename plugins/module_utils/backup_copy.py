@@ -4,6 +4,14 @@
 
 from __future__ import annotations
 
+from ansible_collections.opsbook.webstack.plugins.module_utils.retention import UnsafeNameError, check_name, data_files
+
+__all__ = ["CopyPlanError", "data_files", "listing", "plan"]
+
+# Where the names in a manifest must stay: plain names in the backup directory (local, on the
+# store, under the S3 prefix), checked as the local rotation checks them (retention.check_name).
+WHERE = "the backup directory"
+
 
 class CopyPlanError(ValueError):
     """Bad input, naming the line or backup at fault."""
@@ -35,6 +43,10 @@ def listing(text: str) -> dict:
 
 def _parts(entry: dict, manifest: str) -> list[dict]:
     """The files of one backup: its dump, then the archives its manifest lists (media, config)."""
+    try:
+        data_files(entry, WHERE)
+    except UnsafeNameError as exc:
+        raise CopyPlanError(str(exc)) from None
     parts = [{"file": entry["file"], "sha256": _hex(entry["sha256"]), "size": int(entry["size"]), "manifest": manifest}]
     for name, extra in sorted((entry.get("files") or {}).items()):
         for key in ("file", "sha256", "size"):
@@ -59,7 +71,10 @@ def plan(backups: list, held: dict, manifests: dict, app_name: str) -> list[dict
         for key in ("id", "file", "sha256", "size"):
             if entry.get(key) in (None, ""):
                 raise CopyPlanError(f"manifest of backup {entry.get('id', '?')} has no {key}")
-        manifest = f"{app_name}-{entry['id']}.json"
+        try:
+            manifest = check_name(f"{app_name}-{entry['id']}.json", entry["id"], WHERE)
+        except UnsafeNameError as exc:
+            raise CopyPlanError(str(exc)) from None
         parts = _parts(entry, manifest)
         copy_parts, problems = [], []
         for part in parts:

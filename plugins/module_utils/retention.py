@@ -25,6 +25,29 @@ class RetentionError(ValueError):
     """Bad input, with a message naming the setting or backup at fault."""
 
 
+class UnsafeNameError(ValueError):
+    """A manifest names a file that is not a plain name inside its backup directory."""
+
+
+def check_name(name, backup_id, where: str) -> str:
+    """name, when it is a plain file name inside where (no '/', not '.' or '..', no NUL); else UnsafeNameError.
+
+    The one check for every name read from a manifest before anything acts on it: the local
+    rotation (rotation.py), the copy planner and the copies' retention (backup_copy.py)."""
+    text = str(name)
+    if not text or "/" in text or "\0" in text or text in (".", ".."):
+        raise UnsafeNameError(f"the manifest of backup {backup_id} names {text!r}, which is not a file of {where}")
+    return text
+
+
+def data_files(manifest: dict, where: str) -> list[str]:
+    """The data files of one backup, checked with check_name: its dump, then the archives its manifest lists."""
+    names = [manifest.get("file")] + [
+        entry.get("file") if isinstance(entry, dict) else entry for entry in (manifest.get("files") or {}).values()
+    ]
+    return [check_name(name, manifest.get("id"), where) for name in names if name]
+
+
 def check_policy(policy: dict) -> dict[str, int]:
     """The policy's rules as whole numbers (0 when unset); RetentionError names a bad setting."""
     unknown = sorted(set(policy or {}) - set(RULES))

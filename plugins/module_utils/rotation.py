@@ -15,9 +15,23 @@ import re
 import shutil
 
 from ansible_collections.opsbook.webstack.plugins.module_utils.lock import release
-from ansible_collections.opsbook.webstack.plugins.module_utils.retention import RetentionError, check_policy, plan
+from ansible_collections.opsbook.webstack.plugins.module_utils.retention import (
+    RetentionError,
+    UnsafeNameError,
+    check_policy,
+    data_files,
+    plan,
+)
 
-__all__ = ["RetentionError", "RotationError", "check_policy", "read_backups", "release_backup_lock", "rotate"]
+__all__ = [
+    "RetentionError",
+    "RotationError",
+    "check_policy",
+    "data_files",
+    "read_backups",
+    "release_backup_lock",
+    "rotate",
+]
 
 
 class RotationError(Exception):
@@ -53,19 +67,11 @@ def read_backups(path: str, app: str) -> dict[str, dict]:
 
 
 def paths_of(path: str, manifest: dict) -> list[str]:
-    """The data files of one backup: its dump, then the archives its manifest lists."""
-    names = [manifest.get("file")] + [entry.get("file") for entry in (manifest.get("files") or {}).values()]
-    out = []
-    for name in names:
-        if not name:
-            continue
-        if "/" in name or name in (".", ".."):
-            raise RotationError(
-                f"the manifest of backup {manifest.get('id')} names {name!r}, which is not a file of {path}; "
-                "nothing was deleted"
-            )
-        out.append(os.path.join(path, name))
-    return out
+    """The data files of one backup: its dump, then the archives its manifest lists (names checked by data_files)."""
+    try:
+        return [os.path.join(path, name) for name in data_files(manifest, path)]
+    except UnsafeNameError as exc:
+        raise RotationError(f"{exc}; nothing was deleted") from None
 
 
 def remove(target: str) -> None:

@@ -16,14 +16,22 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BIN = Path(sys.executable).parent
 
 
-def ansible_playbook(playbook: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
-    """Run playbooks/<playbook> on the lab; return the process and changed= per host from the recap."""
+def ansible_playbook(
+    playbook: str, *extra: str, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
+    """Run playbooks/<playbook> on the lab (env: more environment); return the process and changed= per host."""
     result = subprocess.run(
         [BIN / "ansible-playbook", "-i", "inventories/lab", f"playbooks/{playbook}", *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_SHOW_CUSTOM_STATS": "1"},
+        env={
+            **os.environ,
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_SHOW_CUSTOM_STATS": "1",
+            **(env or {}),
+        },
         timeout=900,
     )
     recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", result.stdout, re.MULTILINE)}

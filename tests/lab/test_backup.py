@@ -7,11 +7,16 @@ and by restore) are proven by the Molecule scenario backup_restore, not repeated
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
-from lab_helpers import ansible_playbook, lab_exec, seed_demo
+from lab_helpers import LAB, ansible_playbook, lab_exec, seed_demo
 
 BACKUP_DIR = "/var/backups/opsbook/journal"
+HOSTS = ("lb1", "app1", "app2", "db1")
+ARCHIVE_TASK = "TASK [opsbook.webstack.backup : BACKUP | Archive the files on the host]"
+DUMP_TASK = "TASK [opsbook.webstack.backup : BACKUP | Take the backup lock and dump the database with row counts"
 pytestmark = pytest.mark.lab
 
 
@@ -27,6 +32,39 @@ def manifest(name: str) -> dict:
     return json.loads(lab_exec("db1", "cat", f"{BACKUP_DIR}/{name}").stdout)
 
 
+class TmpWatch:
+    """Watch /tmp on app1 while a backup runs: the type, mode and path of every opsbook archive
+    and directory seen (sampled every 50 ms), so a test sees the archive while it exists."""
+
+    STOP = "/tmp/.stop-opsbook-watch"
+    LOOP = (
+        f"rm -f {STOP}; while [ ! -e {STOP} ]; do "
+        "find /tmp -mindepth 1 \\( -name '*opsbook-backup*' -o -path '*opsbook-backup*/*' \\) -printf '%y %m %p\\n'; "
+        f"sleep 0.05; done; rm -f {STOP}"
+    )
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            ["docker", "exec", f"{LAB}-app1", "sh", "-c", self.LOOP], stdout=subprocess.PIPE, text=True
+        )
+        return self
+
+    def __exit__(self, *exc):
+        lab_exec("app1", "touch", self.STOP)
+        out, _ = self.proc.communicate(timeout=60)
+        self.seen = sorted(set(out.splitlines()))
+
+
+def leftovers(controller_tmp: Path) -> dict[str, list[str]]:
+    """Archives or their directories left in /tmp on the hosts, or in the controller's TMPDIR."""
+    found = {
+        host: lab_exec(host, "find", "/tmp", "-mindepth", "1", "-name", "*opsbook-backup*").stdout.split()
+        for host in HOSTS
+    }
+    found["controller"] = [p.name for p in controller_tmp.iterdir() if "opsbook" in p.name or ".tar" in p.name]
+    return {where: names for where, names in found.items() if names}
+
+
 @pytest.fixture(scope="module")
 def seeded(lab):
     lab_exec("db1", "rm", "-rf", BACKUP_DIR)
@@ -34,9 +72,29 @@ def seeded(lab):
     return int(psql("SELECT count(*) FROM articles_article"))
 
 
-def test_backup_is_verified_published_with_its_manifest(seeded):
-    result, recap = ansible_playbook("backup.yml", "-e", "backup_id=t1")
+@pytest.fixture(scope="module")
+def first_backup(seeded, tmp_path_factory):
+    """Backup t1, its controller TMPDIR a fresh directory, /tmp on app1 watched while it runs."""
+    controller_tmp = tmp_path_factory.mktemp("controller-tmp")
+    with TmpWatch() as watch:
+        result, _ = ansible_playbook("backup.yml", "-e", "backup_id=t1", env={"TMPDIR": str(controller_tmp)})
+    result.watch, result.controller_tmp = watch, controller_tmp
+    return result
+
+
+def test_backup_is_verified_published_with_its_manifest(seeded, first_backup):
+    result, watch = first_backup, first_backup.watch
     assert result.returncode == 0, result.stdout[-5000:]
+    # Issue 19 item 4: the configuration archive (env file with passwords) and the media archive
+    # exist on the host only 0600 inside a private 0700 directory, and nothing is left behind on
+    # the hosts or in the controller's temporary directory.
+    files = [line.split() for line in watch.seen if line.startswith("f ")]
+    dirs = [line.split() for line in watch.seen if line.startswith("d ")]
+    assert any(path.endswith(".tar.gz") for _, _, path in files), watch.seen  # seen while it existed
+    assert {mode for _, mode, _ in files} == {"600"}, watch.seen
+    assert dirs and {mode for _, mode, _ in dirs} == {"700"}, watch.seen
+    assert all(any(path.startswith(d + "/") for _, _, d in dirs) for _, _, path in files), watch.seen
+    assert leftovers(result.controller_tmp) == {}
     files = backup_files()
     assert "journal-t1.dump" in files and "journal-t1.json" in files
     assert not [f for f in files if f.startswith(".tmp-")]
@@ -101,13 +159,19 @@ def test_a_held_lock_is_refused_naming_its_holder(seeded):
     assert "journal-t-locked.dump" not in backup_files()
 
 
-def test_a_bad_retention_policy_fails_before_the_dump(seeded):
+def test_a_bad_retention_policy_fails_before_the_dump(first_backup, tmp_path):
+    ok = first_backup
     before = backup_files()
     result, _ = ansible_playbook(
-        "backup.yml", "-e", "backup_id=t-policy", "-e", '{"backup_retention": {"keep_last": -1}}'
-    )
+        "backup.yml", "-e", "backup_id=t-policy", "-e", '{"backup_retention": {"keep_last": -1}}',
+        env={"TMPDIR": str(tmp_path)},
+    )  # fmt: skip
     assert result.returncode != 0
     assert "backup_retention ({'keep_last': -1}) must map keep_last" in result.stdout, result.stdout[-5000:]
     assert "whole numbers, 0 or more" in result.stdout
-    assert "BACKUP | Dump the database" not in result.stdout  # refused before anything changed
+    # Refused before anything changed (issue 19 item 16): no archive made, no dump taken; the
+    # names are those of the tasks in a backup that ran.
+    assert ARCHIVE_TASK in ok.stdout and DUMP_TASK in ok.stdout  # the names of tasks that run
+    assert ARCHIVE_TASK not in result.stdout and DUMP_TASK not in result.stdout
     assert backup_files() == before
+    assert leftovers(tmp_path) == {}

@@ -64,9 +64,24 @@ def test_the_store_copy_has_the_manifests_sha256_and_a_rerun_copies_nothing(back
     assert recap["db1"] == 0, result.stdout[-5000:]
 
 
+KEY = ["-i", "/var/lib/postgresql/.ssh/opsbook_backup_store_ed25519", "-o", "BatchMode=yes",
+       "-o", "UserKnownHostsFile=/var/lib/postgresql/.ssh/opsbook_backup_known_hosts"]  # fmt: skip
+
+
 def test_the_store_key_can_only_rsync_into_the_store_directory(backed_up):
     line = lab_exec("lb1", "cat", "/var/lib/opsbook-backup/.ssh/authorized_keys").stdout
-    assert line.startswith(f'restrict,command="/usr/bin/rrsync {STORE_DIR}" ssh-ed25519 ')
+    assert line.startswith(f'restrict,command="/usr/bin/rrsync -wo -no-del -munge {STORE_DIR}" ssh-ed25519 ')
+    # Write only, no deletion: the db host's key can neither read a copy back nor delete one.
+    rsh = "--rsh=ssh " + " ".join(KEY)
+    read = lab_exec("db1", "rsync", rsh, "opsbook-backup@lb1:journal-k1.json", "/tmp/k1-read.json",
+                    user="postgres", check=False)  # fmt: skip
+    assert read.returncode != 0 and lab_exec("db1", "test", "-e", "/tmp/k1-read.json", check=False).returncode == 1
+    lab_exec("db1", "mkdir", "-p", "/tmp/empty-store", user="postgres")
+    wipe = lab_exec("db1", "rsync", "-r", "--delete", rsh, "/tmp/empty-store/", "opsbook-backup@lb1:",
+                    user="postgres", check=False)  # fmt: skip
+    lab_exec("db1", "rmdir", "/tmp/empty-store")
+    assert wipe.returncode != 0, wipe.stdout + wipe.stderr
+    assert "journal-k1.dump" in lab_exec("lb1", "ls", STORE_DIR).stdout
     # The db host's SSH trusts exactly the store's host key, read through Ansible.
     host_key = lab_exec("lb1", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
     known = lab_exec("db1", "cat", "/var/lib/postgresql/.ssh/opsbook_backup_known_hosts").stdout
@@ -119,6 +134,27 @@ def test_a_copy_that_does_not_match_its_manifest_fails_naming_the_store(backed_u
     assert "does not match its manifest" in result.stdout
     assert "journal-k1.json" not in lab_exec("lb1", "ls", STORE_DIR).stdout  # never marked complete
     assert "journal-k1.dump" in lab_exec("db1", "ls", BACKUP_DIR).stdout
+
+
+def test_a_hostile_manifest_on_the_store_deletes_nothing_outside_it(backed_up):
+    """Issue 19 item 2: manifests on the store come through the db host's key; one naming
+    ../../../etc/... must not make the store's retention (as root) delete there."""
+    canary = "/etc/opsbook-canary"
+    hostile = {"id": "evil", "app": "journal", "time": "2020-01-01T00:00:00+00:00", "verified": True,
+               "file": "../../../etc/opsbook-canary", "sha256": "0" * 64, "size": 1, "files": {}}  # fmt: skip
+    lab_exec("lb1", "sh", "-c", f"echo keep > {canary}")
+    lab_exec("lb1", "python3", "-c", f"open('{STORE_DIR}/journal-evil.json', 'w').write({json.dumps(hostile)!r})")
+    try:
+        result, _ = ansible_playbook("backup_copy.yml", *STORE, "-e", '{"backup_store_retention": {"keep_last": 1}}')
+        assert lab_exec("lb1", "cat", canary).stdout == "keep\n"
+        held = lab_exec("lb1", "ls", STORE_DIR).stdout.split()
+    finally:
+        lab_exec("lb1", "rm", "-f", canary, f"{STORE_DIR}/journal-evil.json")
+    # Refused as the local rotation refuses it: before anything is deleted, naming the manifest.
+    assert result.returncode != 0
+    assert "names '../../../etc/opsbook-canary', which is not a file of /srv/opsbook-backups/journal" in result.stdout
+    assert "nothing was deleted" in result.stdout
+    assert {"journal-k1.dump", "journal-k1.json", "journal-evil.json"} <= set(held), held
 
 
 # --- S3 --------------------------------------------------------------------------------

@@ -70,3 +70,27 @@ def test_an_archive_listed_without_its_sha256_is_refused():
     backups = [{**BACKUPS[0], "files": {"media": {"file": "m.tar.gz", "size": 7}}}]
     with pytest.raises(CopyPlanError, match="lists the file media without sha256"):
         plan(backups, {}, LOCAL_MANIFESTS, "journal")
+
+
+# Issue 19 item 2: the store's manifests are written through the db host's key; a manifest
+# naming a path outside the directory must never make anyone delete (or copy) it. The planner
+# refuses it with the same check and message as the local rotation (module_utils/retention.py).
+@pytest.mark.parametrize(
+    ("backup", "name"),
+    [
+        ({**BACKUPS[0], "file": "../../etc/passwd"}, "../../etc/passwd"),
+        ({**BACKUPS[0], "file": "/etc/passwd"}, "/etc/passwd"),
+        ({**BACKUPS[0], "file": ".."}, ".."),
+        ({**BACKUPS[0], "files": {"media": {"file": "../x", "sha256": B, "size": 7}}}, "../x"),
+        ({**BACKUPS[0], "id": "../../etc/cron.d/x"}, "journal-../../etc/cron.d/x.json"),
+    ],
+)
+def test_a_hostile_manifest_naming_a_file_outside_the_directory_is_refused(backup, name):
+    with pytest.raises(CopyPlanError, match=f"names {name!r}, which is not a file of"):
+        plan([backup], {}, LOCAL_MANIFESTS, "journal")
+
+
+def test_the_planner_and_the_local_rotation_share_one_name_check():
+    from ansible_collections.opsbook.webstack.plugins.module_utils import backup_copy, retention, rotation
+
+    assert backup_copy.data_files is retention.data_files and rotation.data_files is retention.data_files
