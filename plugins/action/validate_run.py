@@ -49,7 +49,10 @@ def unknown_variables(given: Iterable[str], known: Iterable[str], prefixes: Iter
     unknown = []
     for name in sorted(set(given)):
         if name.startswith(prefixes) and name not in known:
-            unknown.append({"name": name, "close": difflib.get_close_matches(name, known, n=3, cutoff=0.6)})
+            # Names of the same prefix first (rollback_confrim: rollback_confirm, not backup_config).
+            prefix = next(p for p in prefixes if name.startswith(p))
+            close = difflib.get_close_matches(name, [k for k in known if k.startswith(prefix)], n=3, cutoff=0.6)
+            unknown.append({"name": name, "close": close or difflib.get_close_matches(name, known, n=3, cutoff=0.6)})
     return unknown
 
 

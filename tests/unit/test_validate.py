@@ -628,8 +628,10 @@ def test_every_variable_the_docs_pass_with_e_is_known() -> None:
     ]
     given: dict[str, set[str]] = {}
     for path in sources:
-        for name in EXTRA_VAR.findall(path.read_text()):
-            if name.startswith(PREFIXES):
+        text = path.read_text()
+        for name in EXTRA_VAR.findall(text):
+            # An example of the refusal itself shows the error beside the command.
+            if name.startswith(PREFIXES) and f"Unknown variable '{name}'" not in text:
                 given.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     assert {"deploy_ref", "restore_confirm"} <= set(given), sorted(given)
     unknown = {name: sorted(where) for name, where in given.items() if name not in known_variables()}
