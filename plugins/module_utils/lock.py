@@ -177,7 +177,7 @@ def assess(path: str, note: dict, stale_after: int, here: dict | None = None) ->
 def _mutex(path: str):
     """flock() of <path>/.mutex; yields False when the lock directory is gone."""
     mutex = os.path.join(path, MUTEX)
-    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW  # flock needs no write access
     try:
         try:
             fd = os.open(mutex, flags)
@@ -185,7 +185,7 @@ def _mutex(path: str):
             # The first change to this lock. Creating the file touches the directory's mtime, which
             # is the age of a note from opsbook 0.1 (no heartbeat): keep it.
             before = os.stat(path)
-            fd = os.open(mutex, flags | os.O_CREAT, 0o600)
+            fd = os.open(mutex, flags | os.O_CREAT, 0o644)
             with contextlib.suppress(OSError):
                 os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     except FileNotFoundError:
