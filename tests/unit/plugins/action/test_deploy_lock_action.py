@@ -28,6 +28,15 @@ PLAY = """\
         holder: {{user: tester, controller: here, release: r1, action: deploy}}
         stale_after: 3600
         wait_timeout: {wait}
+    - name: Heartbeat, as each later deploy phase does
+      opsbook.webstack.deploy_lock:
+        path: {path}
+        token: {token}
+        state: heartbeat
+      register: beat
+    - name: Still held
+      ansible.builtin.assert:
+        that: beat.held and not beat.changed
     - name: Hold it
       ansible.builtin.command: sleep {hold}
       changed_when: false
