@@ -10,6 +10,13 @@ playbook that imports validate.yml stops there instead of reaching a host.
 Each case asserts the exit code, that the output names the problem, that nothing was
 unreachable (no connection was tried), and that no secret value of the inventories appears
 in the output. The runs (~2-5 s each) go in parallel, once per module.
+
+Issue 19: cases for variables given with -e (unknown names refused with the closest known
+ones), for --limit leaving a play without hosts, and for groups renamed with opsbook_group_*;
+then a probe of every `hosts:` pattern of the playbooks on the lab's groups and on renamed ones
+(same hosts), a real playbook reaching a renamed group's host (the one test that connects,
+to an unreachable port), and static checks that the names the docs pass with -e and the names
+the playbooks read are known to validation.
 """
 
 from __future__ import annotations
