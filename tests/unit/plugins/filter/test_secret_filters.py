@@ -1,6 +1,7 @@
 """redis_url, systemd_env_quote and redis_conf_quote on hostile values (the end-to-end proof with
 systemd, Redis and clients is tests/unit/test_secrets_escaping.py)."""
 
+import subprocess
 from urllib.parse import unquote
 
 import pytest
@@ -53,3 +54,17 @@ def test_redis_conf_quote():
     assert redis_conf_quote('a b"c\\d') == '"a b\\"c\\\\d"'
     assert redis_conf_quote("x\ny\té") == '"x\\x0ay\\x09\\xc3\\xa9"'
     assert "\n" not in redis_conf_quote(PRINTABLE + "\n")
+
+
+@pytest.mark.parametrize("value", [" " + PRINTABLE + " ", "a\nINJECTED=yes\n" + PRINTABLE])
+def test_a_shell_sourcing_the_env_file_reads_the_same_value(tmp_path, value):
+    """bench/deploy/baseline.sh sources the env file with `set -a; . env`: same value there."""
+    env = tmp_path / "env"
+    env.write_text(systemd_env_quote(value, name="SECRET") + "\n")
+    out = subprocess.run(
+        ["bash", "-c", 'set -a; . "$1"; set +a; printf %s "$SECRET"; printf %s "${INJECTED-}"', "sh", str(env)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == value
