@@ -7,13 +7,14 @@ scenario backup_restore (molecule/backup_restore/tests), not repeated here.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from lab_helpers import PORT, ansible_playbook, lab_exec, seed_demo
+from lab_helpers import LAB, PORT, ansible_playbook, lab_exec, seed_demo
 
 BACKUP_DIR = "/var/backups/opsbook/journal"
 MEDIA = "/srv/journal/shared/media"
@@ -116,24 +117,67 @@ def test_a_plain_dump_that_switches_databases_is_refused(backup_rs1):
     assert (databases(), main_pids(), articles()) == before
 
 
+class ActivitySampler:
+    """pg_stat_activity on db1 every 0.1 s while a restore runs: per sample, whether a pg_dump
+    reads journal (the safety dump), whether a journal_restore_* database exists (restored,
+    counted, not yet swapped in), and the app hosts' connections (TCP clients) to journal."""
+
+    STOP = "/tmp/.stop-opsbook-sampler"
+    SQL = (
+        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = 'journal' AND application_name = 'pg_dump'),"
+        " (SELECT count(*) FROM pg_database WHERE datname LIKE 'journal\\_restore\\_%'),"
+        " (SELECT coalesce(string_agg(host(client_addr) || ':' || pid, ' '), '') FROM pg_stat_activity"
+        "  WHERE client_addr IS NOT NULL AND (datname = 'journal' OR datname LIKE 'journal\\_%restore\\_%'))"
+    )
+
+    def __enter__(self):
+        lab_exec("db1", "rm", "-f", self.STOP)
+        loop = f'while [ ! -e {self.STOP} ]; do psql -XtAqc "$1"; sleep 0.1; done; rm -f {self.STOP}'
+        self.proc = subprocess.Popen(
+            ["docker", "exec", "--user", "postgres", f"{LAB}-db1", "sh", "-c", loop, "sample", self.SQL],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        return self
+
+    def __exit__(self, *exc):
+        lab_exec("db1", "touch", self.STOP, user="postgres")
+        out, _ = self.proc.communicate(timeout=60)
+        self.samples = [line.split("|") for line in out.splitlines() if line.count("|") == 2]
+
+    def during_the_swap(self) -> list[list[str]]:
+        """The samples from the safety dump (or the new database) until the new database is swapped in."""
+        marks = [i for i, (dumping, restoring, _) in enumerate(self.samples) if dumping != "0" or restoring != "0"]
+        return self.samples[marks[0] : marks[-1] + 1] if marks else []
+
+
 def test_restore_swaps_in_the_backup_with_media_and_keeps_the_old_database(backup_rs1):
     seen: list[int] = []
+    probes: list[int] = []
     stop = threading.Event()
 
     def watch():
         while not stop.is_set():
             status, body = get("/version/")
             seen.append(status if status != 503 or "Down for maintenance" in body else -503)
-            time.sleep(0.2)
+            # What a load balancer's health check does: /health/ reaches the app during maintenance.
+            probes.append(get("/health/")[0])
+            time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        result, _ = restore("-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", "restore_media=true")
+        with ActivitySampler() as activity:
+            result, _ = restore("-e", "restore_backup=rs1", "-e", "restore_confirm=true", "-e", "restore_media=true")
     finally:
         stop.set()
         watcher.join()
     assert result.returncode == 0, result.stdout[-6000:]
+    # Issue 19 item 5: while the database is dumped, restored and swapped, no app process holds
+    # a connection to it, though health probes kept coming (the web socket is stopped too, so
+    # they cannot start Gunicorn again).
+    window = activity.during_the_swap()
+    assert window and any(restoring != "0" for _, restoring, _ in window), activity.samples
+    assert [clients for _, _, clients in window if clients] == [], (window, probes)
     assert articles() == backup_rs1["count"]
     assert psql("SELECT title FROM articles_article ORDER BY id LIMIT 1") == backup_rs1["title"]
     old = sorted(d for d in databases() if d.startswith("journal_pre_restore_"))[-1]
