@@ -371,3 +371,25 @@ def test_an_unsafe_cache_directory_is_refused(controller, make_unsafe, reason):
     assert f"Refusing the archive cache {c['cache']}" in out, out
     assert f"{culprit} is {reason}" in out, out
     assert finals(c["cache"]) == [], "an archive was written to the unsafe directory"
+
+
+def test_archives_unused_for_two_weeks_are_removed(controller):
+    """The cache is not emptied by a reboot as /tmp was: what no run built or reused for 14 days goes."""
+    c = controller
+    rc, out, _, _ = finish(start(c))
+    assert rc == 0, out
+    current = sorted(p.name for p in c["cache"].iterdir())
+    old = time.time() - 15 * 86400
+    stale = ["opsbook-demoapp-" + "0" * 40 + ".tar.gz", "opsbook-wheelhouse-0000000000000000.v2.tar"]
+    for name in stale:
+        for path in (c["cache"] / name, c["cache"] / f"{name}.sha256"):
+            path.write_bytes(b"old")
+            os.utime(path, (old, old))
+    recent = time.time() - 10 * 86400
+    for name in current:  # reused 10 days ago: kept, and reusing them now counts as a use
+        os.utime(c["cache"] / name, (recent, recent))
+
+    rc, out, changed, _ = finish(start(c))
+    assert (rc, changed) == (0, 0), out
+    assert sorted(p.name for p in c["cache"].iterdir()) == current
+    assert all(time.time() - (c["cache"] / n).stat().st_mtime < 600 for n in current if n.startswith("opsbook-"))

@@ -14,6 +14,7 @@
 #                        fingerprint, and `created` when it was packed now. Its last member
 #                        is .complete: a host that has it unpacked all of it.
 #
+# Archives neither built nor reused for 14 days (OPSBOOK_CACHE_DAYS) are removed.
 # An archive is reused only when it matches the sha256 recorded when it was built; one that
 # does not fails the run naming it (exit 4). Both commands hold DIR/.lock while they check
 # and build, and write under a temporary name then rename, so a run beside this one never
@@ -78,6 +79,13 @@ seal() {
   mv -f "$1" "$2"
 }
 
+# Archives (and their records, and parts a killed run left) not built or reused for
+# OPSBOOK_CACHE_DAYS days (default 14) go: the cache is not a shared TMPDIR that a reboot
+# empties. Called under the lock; a reuse touches what it reuses.
+prune() {
+  find "$1" -maxdepth 1 -type f -name 'opsbook-*' -mtime "+${OPSBOOK_CACHE_DAYS:-14}" -delete
+}
+
 lock() {
   exec 9>>"$1/.lock"
   if ! flock -w 600 9; then
@@ -91,7 +99,10 @@ export_code() {
   repo=$1 rev=$2 archive="$3/opsbook-$4-$2.tar.gz" rc=0
   verify "$archive" || rc=$?
   case $rc in
-  0) echo kept ;;
+  0)
+    touch "$archive" "$archive.sha256"
+    echo kept
+    ;;
   1)
     part=$(mktemp "$archive.part.XXXXXX")
     git --git-dir "$repo" archive --format=tar.gz --output="$part" "$rev" || { rm -f "$part"; exit 1; }
@@ -110,7 +121,7 @@ pack() {
   dest="$2/opsbook-wheelhouse-$hash.v2.tar" rc=0
   verify "$dest" || rc=$?
   case $rc in
-  0) ;;
+  0) touch "$dest" "$dest.sha256" ;;
   1)
     part=$(mktemp "$dest.part.XXXXXX")
     marks=$(mktemp -d)
@@ -139,6 +150,7 @@ dir)
 release)
   check_dir "$3"
   lock "$3"
+  prune "$3"
   archived=$(export_code "$1" "$2" "$3" "$4")
   hash=none created=
   if [ -n "$5" ]; then
@@ -151,6 +163,7 @@ release)
 pack)
   check_dir "$2"
   lock "$2"
+  prune "$2"
   pack "$1" "$2"
   ;;
 *)
