@@ -33,6 +33,7 @@ def test_host_state_measures_free_space_and_reaches_ports(tmp_path):
             "",
             str(tmp_path),
             "1",
+            "",
             f"database=127.0.0.1:{listening.getsockname()[1]}",
             f"broker=127.0.0.1:{closed.getsockname()[1]}",
         )
@@ -50,7 +51,7 @@ def test_host_state_reads_the_pointer_its_revision_and_the_wheelhouse(tmp_path):
     (tmp_path / "current").symlink_to("releases/r2")
     wheelhouse = tmp_path / "shared" / "wheelhouse" / "f00"
     wheelhouse.mkdir(parents=True)
-    args = (str(tmp_path / "current"), str(wheelhouse), str(tmp_path), "1")
+    args = (str(tmp_path / "current"), str(wheelhouse), str(tmp_path), "1", str(tmp_path / "progress"))
     seen = run("host_state.py", *args)
     assert seen["pointer"] == "releases/r2" and seen["revision"] == "abc123"
     assert seen["wheelhouse"] is False  # unpacking not finished: no .complete yet
@@ -60,4 +61,20 @@ def test_host_state_reads_the_pointer_its_revision_and_the_wheelhouse(tmp_path):
     (release / "REVISION").unlink()  # a release without REVISION: served, revision unknown
     seen = run("host_state.py", *args)
     assert seen["pointer"] == "releases/r2" and seen["revision"] == ""
-    assert run("host_state.py", str(tmp_path / "none"), "", str(tmp_path / "missing"), "1")["free_mb"] is None
+    assert run("host_state.py", str(tmp_path / "none"), "", str(tmp_path / "missing"), "1", "")["free_mb"] is None
+
+
+def test_host_state_reports_the_progress_note_of_a_run_cut_short(tmp_path):
+    """activate.yml leaves a note while a host is switched, restarted or out of the load balancer."""
+    note = tmp_path / "journal-current.progress"
+    args = (str(tmp_path / "current"), "", str(tmp_path), "1", str(note))
+    assert run("host_state.py", *args)["progress"] is None  # no note: no run was cut short
+    note.write_text(json.dumps({"release": "r3", "previous": "r2", "since": "2026-12-05T17:00:00Z"}))
+    assert run("host_state.py", *args)["progress"] == {
+        "release": "r3",
+        "previous": "r2",
+        "since": "2026-12-05T17:00:00Z",
+    }
+    note.write_text("{half a no")  # a note cut short itself still says the run was cut short
+    assert run("host_state.py", *args)["progress"] == {}
+    assert run("host_state.py", *args[:4], "")["progress"] is None

@@ -9,8 +9,12 @@ each other (v2, v3, v4, rollback to v1), so they run in file order.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,13 +22,24 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
 
-from molecule_scenario import SCENARIO_DIR, host, no_failed_request, playbook, popen_playbook, under_load  # noqa: E402
+from molecule_scenario import (  # noqa: E402
+    ENV,
+    INVENTORY,
+    SCENARIO_DIR,
+    host,
+    no_failed_request,
+    playbook,
+    popen_playbook,
+    under_load,
+)
 
 LBS = ("md-lb1", "md-lb2")
 APP_HOSTS = ("md-app1", "md-app2")
 HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS, "md-db1")}
 LOCK = "/var/lib/opsbook/journal-deploy.lock"
 HOOK_FILE = "/tmp/opsbook-hook-after-switch"  # noqa: S108 (on the app hosts; hooks/after_switch.yml writes it)
+PROGRESS = "/var/lib/opsbook/journal-current.progress"  # activate.yml's note while a host is mid-walk
+BACKUPS = "/var/backups/opsbook/journal"
 
 
 def deploy(ref: str, *extra: str):
@@ -62,6 +77,79 @@ def fact(name: str) -> dict:
 
 def lock_held() -> bool:
     return HOSTS["md-app1"].run(f"test -d {LOCK}").rc == 0
+
+
+def in_lb(name: str) -> dict[str, bool]:
+    """Whether each load balancer sends requests to app host name (HAProxy: not in maintenance; nginx: not `down`)."""
+    haproxy = HOSTS["md-lb1"].run(
+        "python3 -c %s",
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock');"
+        " s.sendall(b'show servers state journal_app\\n'); print(s.makefile().read())",
+    )
+    assert haproxy.rc == 0, haproxy.stderr
+    # Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
+    admin = {
+        f[3]: int(f[6]) for f in (line.split() for line in haproxy.stdout.splitlines()) if len(f) > 6 and f[0].isdigit()
+    }
+    nginx = HOSTS["md-lb2"].file("/etc/nginx/opsbook/journal-upstream.conf").content_string
+    down = re.search(rf"^\s*server\s+{re.escape(name)}:\d+[^;]*\sdown;", nginx, re.MULTILINE)
+    return {"md-lb1": admin[name] & 0x1F == 0, "md-lb2": down is None}
+
+
+def all_in_lb() -> dict[str, dict[str, bool]]:
+    return {name: in_lb(name) for name in APP_HOSTS}
+
+
+EVERY_HOST_IN = {name: {"md-lb1": True, "md-lb2": True} for name in APP_HOSTS}
+
+
+def killed_at(task: str, *extra: str, after: float = 0.0) -> None:
+    """ansible-playbook deploy.yml killed (SIGKILL, with every process it started) once its output reaches task.
+
+    As when the controller dies: the playbook, its workers and the `docker exec` clients they run all go.
+    """
+    proc = subprocess.Popen(
+        ["ansible-playbook", "-i", INVENTORY, str(Path(PROJECT_DIR) / "playbooks" / "deploy.yml"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=SCENARIO_DIR,
+        env={**ENV, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )  # fmt: skip
+    seen = []
+    deadline = time.monotonic() + 600
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("TASK [") and f"{task}]" in line:  # "TASK [<role> : <task>] ***"
+                time.sleep(after)
+                break
+            assert time.monotonic() < deadline, "".join(seen)[-4000:]
+        else:
+            raise AssertionError(f"the run ended before {task!r}:\n" + "".join(seen)[-4000:])
+    finally:
+        # The playbook and its descendants (its forked workers are session leaders of their own).
+        parents = {}
+        for entry in os.listdir("/proc"):
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+            except (ValueError, OSError, IndexError):
+                continue
+        doomed, grew = {proc.pid}, True
+        while grew:
+            more = {pid for pid, parent in parents.items() if parent in doomed} - doomed
+            doomed |= more
+            grew = bool(more)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
+def backup_migrations(backup_id: str) -> str:
+    """The django_migrations rows in a backup's dump (pg_restore reads the archive itself)."""
+    dump = f"{BACKUPS}/journal-{backup_id}.dump"
+    out = HOSTS["md-db1"].run(f"runuser -u postgres -- pg_restore --data-only --table=django_migrations -f - {dump}")
+    assert out.rc == 0, out.stderr
+    return out.stdout
 
 
 def task_hosts(stdout: str, task: str) -> list[str]:
@@ -116,9 +204,28 @@ def test_nonexistent_ref_fails_before_any_change():
     assert not lock_held()
 
 
+def test_preflight_refused_on_one_host_leaves_every_host_untouched(tmp_path):
+    """Issue #19, item 8: md-app2 alone refuses (not enough free space); md-app1 must not go ahead alone."""
+    refusing = tmp_path / "refusing.yml"
+    refusing.write_text("all:\n  hosts:\n    md-app2:\n      deploy_min_free_mb: 100000000\n")
+    before = {h: releases(h) for h in APP_HOSTS}
+    logs = {h: last_log(h) for h in APP_HOSTS}
+    result, _ = deploy("v2", "-i", str(refusing))
+    assert result.returncode != 0
+    assert "Preflight failed on md-app2" in result.stdout, result.stdout[-4000:]
+    assert "deploy_min_free_mb" in result.stdout
+    assert {h: releases(h) for h in APP_HOSTS} == before
+    assert {h: last_log(h) for h in APP_HOSTS} == logs
+    assert applied("articles.0002_article_summary") == 0
+    assert served_everywhere() == {host_release("md-app1")}
+    assert all_in_lb() == EVERY_HOST_IN
+    assert not lock_held()
+
+
 def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
     hooks = json.dumps({"deploy_hooks": {"after_switch": str(SCENARIO_DIR / "hooks" / "after_switch.yml")}})
-    (result, _), counts = under_load(LBS, lambda: deploy("v2", "-e", hooks))
+    v1 = host_release("md-app1")
+    (result, _), counts = under_load(LBS, lambda: deploy("v2", "-e", hooks, "-e", "deploy_backup_before=true"))
     assert result.returncode == 0, result.stdout[-6000:]
     no_failed_request(counts, at_least=1000)
     for lb, c in counts.items():  # the rollout happened while the load ran: both releases answered
@@ -142,6 +249,13 @@ def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
             fact(name)["previous"],
         ]
     assert '"deploy_result": "success"' in result.stdout
+    # Issue #19, item 1: the pre-deploy backup was taken before the migration, under the lock:
+    # its dump has v1's migration state and its manifest names v1, the release it can go back to.
+    backup_id = f"{release}-predeploy"
+    manifest = json.loads(HOSTS["md-db1"].file(f"{BACKUPS}/journal-{backup_id}.json").content_string)
+    assert manifest["release"] == v1, manifest
+    rows = backup_migrations(backup_id)
+    assert "0001_initial" in rows and "0002_article_summary" not in rows, rows
     # One host at a time out of each load balancer and back in: HAProxy through its runtime
     # API, nginx by marking the upstream server down (then up) and reloading.
     for task, lb in (("DEPLOY | Set the HAProxy server state", "md-lb1"),
@@ -154,6 +268,45 @@ def test_rerun_changes_nothing():
     result, recap = deploy("v2")
     assert result.returncode == 0, result.stdout[-4000:]
     assert recap and all(changed == 0 for changed in recap.values()), recap
+
+
+def test_deploy_killed_before_a_host_is_back_in_the_load_balancers_is_finished_by_a_rerun():
+    """Issue #19, item 9: the controller dies after md-app1 switched, restarted and passed its gate."""
+    v2 = host_release("md-app1")
+    killed_at("DEPLOY | Put the host back into the load balancer", "-e", "deploy_ref=v1")
+    # Where it was cut: md-app1 on the new release, out of both load balancers, the lock held.
+    assert host_release("md-app1").endswith("-v1") and host_release("md-app2") == v2
+    assert in_lb("md-app1") == {"md-lb1": False, "md-lb2": False}
+    assert lock_held()
+    result, _ = deploy("v1")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "An interrupted run left md-app1 unfinished" in result.stdout
+    release = host_release("md-app1")
+    assert release.endswith("-v1") and host_release("md-app2") == release
+    assert all_in_lb() == EVERY_HOST_IN
+    assert served_everywhere() == {release}
+    for name in APP_HOSTS:
+        assert not HOSTS[name].file(PROGRESS).exists
+        assert fact(name)["previous"] == v2  # md-app1 too: what it served before the run that was cut short
+    assert not lock_held()
+
+
+def test_deploy_killed_during_the_install_is_finished_by_a_rerun():
+    """Issue #19, item 9: the controller dies while the hosts install (lock held, releases half made)."""
+    live = host_release("md-app1")
+    killed_at("DEPLOY | Create the release with its virtualenv and requirements", "-e", "deploy_ref=v2", after=3)
+    assert lock_held()
+    assert {host_release(h) for h in APP_HOSTS} == {live}
+    result, _ = deploy("v2")
+    assert result.returncode == 0, result.stdout[-6000:]
+    release = host_release("md-app1")
+    assert release.endswith("-v2") and host_release("md-app2") == release
+    for name in APP_HOSTS:  # the release the killed run was making is gone: no unfinished release left
+        assert HOSTS[name].run("ls /srv/journal/releases/*/.installing").rc != 0
+        assert fact(name)["previous"] == live
+    assert all_in_lb() == EVERY_HOST_IN
+    assert served_everywhere() == {release}
+    assert not lock_held()
 
 
 def test_v3_health_failure_rolls_back_to_v2_without_a_failed_request():
@@ -171,6 +324,22 @@ def test_v3_health_failure_rolls_back_to_v2_without_a_failed_request():
     assert last_log("md-app1")["result"] == "rolled_back"
     assert fact("md-app1")["release"] == v2
     assert '"deploy_result": "rolled_back"' in result.stdout
+    assert not lock_held()
+
+
+def test_rollback_failing_its_health_gate_puts_every_host_back():
+    """Issue #19, item 8: rollback.yml has the deploy's recovery; to the failed v3 by name, md-app1 fails its gate."""
+    v2 = host_release("md-app1")
+    v3 = [r for r in releases("md-app1") if r.endswith("-v3")][-1]
+    result, _ = playbook("rollback.yml", "-e", f"rollback_release={v3}", "-e", "deploy_health_timeout=15")
+    assert result.returncode != 0
+    assert f"Rollback to {v3} failed at step 'DEPLOY | Health gate on this host' on md-app1" in result.stdout, (
+        result.stdout[-4000:]
+    )
+    assert "Every switched host was put back" in result.stdout
+    assert {host_release(h) for h in APP_HOSTS} == {v2}
+    assert all_in_lb() == EVERY_HOST_IN
+    assert served_everywhere() == {v2}
     assert not lock_held()
 
 
@@ -203,9 +372,21 @@ def test_rollback_refuses_a_missing_release_and_an_unconfirmed_restore():
             HOSTS[name].run_expect([0], f"rm -r /srv/journal/releases/{unfinished}")
     assert result.returncode != 0
     assert f"release {unfinished} (deploy_target_release / rollback_release) is not a complete release" in result.stdout
-    result, _ = playbook("rollback.yml", "-e", "rollback_restore_database=true")
+    # Issue #19, item 8: a release that only md-app1 has is refused on md-app2, and md-app1 stays as it was.
+    logs = {h: last_log(h) for h in APP_HOSTS}
+    HOSTS["md-app1"].run_expect([0], f"install -d /srv/journal/releases/{unfinished}/venv")
+    try:
+        result, _ = playbook("rollback.yml", "-e", f"rollback_release={unfinished}")
+    finally:
+        HOSTS["md-app1"].run_expect([0], f"rm -r /srv/journal/releases/{unfinished}")
     assert result.returncode != 0
-    assert "set rollback_restore_confirm=journal" in result.stdout
+    assert "Nothing to roll back to on md-app2" in result.stdout, result.stdout[-4000:]
+    assert {h: last_log(h) for h in APP_HOSTS} == logs
+    assert all_in_lb() == EVERY_HOST_IN
+    # Issue #19, item 13: the documented names (docs/deploy.md) are the ones read.
+    result, _ = playbook("rollback.yml", "-e", "rollback_restore_db=true")
+    assert result.returncode != 0
+    assert "set rollback_confirm=journal" in result.stdout
     assert {h: host_release(h) for h in APP_HOSTS} == live
     assert not lock_held()
 

@@ -1,9 +1,12 @@
 # What the deploy reads on one host before anything changes, run there as `python3 -c` by
-# state.yml: argv POINTER WHEELHOUSE APP_ROOT TIMEOUT NAME=HOST:PORT... Prints one JSON line:
+# state.yml: argv POINTER WHEELHOUSE APP_ROOT TIMEOUT PROGRESS NAME=HOST:PORT... Prints one JSON line:
 # - pointer: the release directory POINTER links to (null when it is not a link), and
 #   revision: that release's REVISION ('' when unreadable);
 # - wheelhouse: whether WHEELHOUSE/.complete exists (false when WHEELHOUSE is '');
 # - free_mb: free MiB under APP_ROOT (null when it does not exist yet);
+# - progress: the progress note PROGRESS that an activation of this pointer leaves until the
+#   host is back into the load balancer (activate.yml), {"release", "previous", ...}; null
+#   when there is none (no run was cut short) or PROGRESS is '';
 # - answers: for each NAME whether HOST:PORT accepted a TCP connection within TIMEOUT
 #   seconds (tried again every half second until then), and errors for the ones that did not.
 import json
@@ -12,8 +15,9 @@ import socket
 import sys
 import time
 
-pointer, wheelhouse, root, timeout, targets = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5:]
-result = {"pointer": None, "revision": "", "wheelhouse": False, "free_mb": None, "answers": {}}
+pointer, wheelhouse, root, timeout, progress = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+targets = sys.argv[6:]
+result = {"pointer": None, "revision": "", "wheelhouse": False, "free_mb": None, "progress": None, "answers": {}}
 if os.path.islink(pointer):
     result["pointer"] = os.readlink(pointer)
     try:
@@ -22,6 +26,14 @@ if os.path.islink(pointer):
     except OSError:
         pass
 result["wheelhouse"] = bool(wheelhouse) and os.path.exists(os.path.join(wheelhouse, ".complete"))
+if progress and os.path.lexists(progress):
+    # A note that cannot be read still says a run was cut short: previous unknown ('').
+    try:
+        with open(progress, encoding="utf-8") as fh:
+            note = json.load(fh)
+        result["progress"] = note if isinstance(note, dict) else {}
+    except (OSError, ValueError):
+        result["progress"] = {}
 if os.path.isdir(root):
     stat = os.statvfs(root)
     result["free_mb"] = stat.f_bavail * stat.f_frsize // (1024 * 1024)
