@@ -158,6 +158,30 @@ options:
         dumped server need not exist on the verification server. Plain SQL is restored as written.
     type: bool
     default: true
+  restore_create:
+    description:
+      - How the C(restore) level creates its database, as a real restore creates the new one (the
+        restore role passes the live database's settings to both its drill and its restore, so the two
+        restore the same way).
+      - C(owner), C(template), C(encoding), C(lc_collate), C(lc_ctype); unset keys use the server's defaults.
+    type: dict
+    default: {}
+    version_added: 0.2.0
+  restore_database:
+    description:
+      - Name of the database the C(restore) level creates and loads, instead of a scratch name made from
+        O(scratch_db_prefix). It must not exist (the module never loads into, or drops, a database it did not
+        create). Lowercase letters, digits and underscores, at most 63 characters.
+    type: str
+    version_added: 0.2.0
+  restore_keep:
+    description:
+      - Keep the database of the C(restore) level when every level passed (the row counts compared), instead
+        of dropping it; it is dropped whenever a level fails. Needs O(restore_database). The restore role's
+        real restore loads its new database this way, the drill the same way without keeping it.
+    type: bool
+    default: false
+    version_added: 0.2.0
   timeout:
     description:
       - Seconds each external command (C(pg_restore), C(psql)) may run before the module stops it and fails,
@@ -423,6 +447,9 @@ restore:
     dropped:
       description: Whether the scratch database was dropped.
       type: bool
+    kept:
+      description: Whether the database was kept (O(restore_keep), every level passed).
+      type: bool
   sample:
     database: pg_dump_verify_20250601030512_5f3a9c1e
     tool: pg_restore
@@ -508,6 +535,9 @@ PG_RESTORE_FAILURES = re.compile(
 )
 
 _SCRATCH_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,29}$")
+_DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CREATE_KEYS = {"owner": ("OWNER", "ident"), "template": ("TEMPLATE", "ident"), "encoding": ("ENCODING", "literal"),
+                "lc_collate": ("LC_COLLATE", "literal"), "lc_ctype": ("LC_CTYPE", "literal")}  # fmt: skip
 _ARCHIVE_FORMATS = ("custom", "directory", "tar")
 
 
@@ -609,6 +639,24 @@ class Verification:
                     "invalid_argument",
                     f"scratch_db_prefix {params['scratch_db_prefix']!r} must be 1-30 lowercase letters, digits "
                     "or underscores, starting with a letter or underscore",
+                ),
+            )
+        if params["restore_database"] is not None and not _DATABASE_NAME.match(params["restore_database"]):
+            self._fail(
+                None,
+                VerifyError(
+                    "invalid_argument",
+                    f"restore_database {params['restore_database']!r} must be 1-63 lowercase letters, digits or "
+                    "underscores, starting with a letter or underscore",
+                ),
+            )
+        unknown = sorted(set(params["restore_create"] or {}) - set(_CREATE_KEYS))
+        if unknown:
+            self._fail(
+                None,
+                VerifyError(
+                    "invalid_argument",
+                    f"restore_create takes {', '.join(sorted(_CREATE_KEYS))}, not {', '.join(unknown)}",
                 ),
             )
         for name in ("restore_jobs", "timeout", "connect_timeout"):
@@ -801,8 +849,8 @@ class Verification:
                 "another database than the scratch one, so the module does not restore it",
             )
         prefix = self.params["scratch_db_prefix"]
-        scratch = f"{prefix}_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}"
-        restore = {"database": scratch, "tool": None, "seconds": None, "tables": {}, "dropped": False}
+        scratch = self.params["restore_database"] or f"{prefix}_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}"
+        restore = {"database": scratch, "tool": None, "seconds": None, "tables": {}, "dropped": False, "kept": False}
         restore["during_read"] = background
         self.result["restore"] = restore
         self.pending = {"scratch": scratch, "passfile": self._passfile(), "created": False, "error": None}
@@ -821,7 +869,7 @@ class Verification:
                 psql,
                 pending["env"],
                 self.params["maintenance_db"],
-                f"CREATE DATABASE {quote_ident(pending['scratch'])}",
+                self._create_sql(pending["scratch"]),
                 f"creating the scratch database {pending['scratch']}",
             )
             pending["created"] = True
@@ -838,27 +886,45 @@ class Verification:
         except OSError as exc:
             pending["error"] = VerifyError("unreadable", to_native(exc))
 
+    def _create_sql(self, database: str) -> str:
+        """CREATE DATABASE with the options of restore_create (as a real restore creates its new database)."""
+        sql = f"CREATE DATABASE {quote_ident(database)}"
+        for key, value in sorted((self.params["restore_create"] or {}).items()):
+            if value in (None, ""):
+                continue
+            keyword, kind = _CREATE_KEYS[key]
+            sql += f" {keyword} " + (quote_ident(str(value)) if kind == "ident" else quote_literal(str(value)))
+        return sql
+
     def _restore_finish(self) -> None:
         pending, restore = self.pending, self.result["restore"]
+        keep = self.params["restore_keep"]
+        passed = False
         try:
             if pending.get("thread") is not None:
                 pending["thread"].join()
             if pending["error"] is not None:
                 raise pending["error"]
             restore["tables"] = self._count_rows(self._pg_bin("psql"), pending["env"], pending["scratch"])
+            if keep:  # compared before it is kept: a database with wrong counts is dropped
+                self._compare_restored(restore["tables"])
+            passed = True
         finally:
-            self.abandon_restore()
-        self._compare_restored(restore["tables"])
+            self.abandon_restore(keep=keep and passed)
+        if not keep:
+            self._compare_restored(restore["tables"])
 
-    def abandon_restore(self) -> None:
-        """Wait for a scratch restore still running, drop its database, remove the passfile. Idempotent."""
+    def abandon_restore(self, keep: bool = False) -> None:
+        """Wait for a restore still running, drop its database (unless keep), remove the passfile. Idempotent."""
         pending, self.pending = self.pending, None
         if pending is None:
             return
         try:
             if pending.get("thread") is not None:
                 pending["thread"].join()
-            if pending["created"]:
+            if pending["created"] and keep:
+                self.result["restore"]["kept"] = True
+            elif pending["created"]:
                 self._drop(self._pg_bin("psql"), pending["env"], pending["scratch"])
                 self.result["restore"]["dropped"] = True
         finally:
@@ -1109,8 +1175,12 @@ def main() -> None:
             restore_jobs=dict(type="int", default=1),
             trust_manifest_verification=dict(type="bool", default=False),
             restore_no_owner=dict(type="bool", default=True),
+            restore_create=dict(type="dict", default={}),
+            restore_database=dict(type="str"),
+            restore_keep=dict(type="bool", default=False),
             timeout=dict(type="int", default=3600),
         ),
+        required_if=[("restore_keep", True, ("restore_database",))],
         supports_check_mode=True,
     )
     verification = Verification(module)

@@ -212,6 +212,42 @@ def test_restore_with_two_jobs_counts_every_table(dumps, postgres_server, tmp_pa
     assert fx.scratch_databases(postgres_server) == []
 
 
+def test_a_named_database_created_like_the_live_one_is_kept_when_every_level_passed(dumps, postgres_server, tmp_path):
+    """Issue 19 item 6: the restore role's real restore and its drill load their database with this one
+    call (restore_create as the live database; the restore keeps it, the drill does not)."""
+    manifest = dumps.manifest("custom", tmp_path)
+    create = {"template": "template0", "encoding": "UTF8", "lc_collate": "C", "lc_ctype": "C",
+              "owner": postgres_server.user}  # fmt: skip
+    args = dict(manifest=str(manifest), restore_no_owner=False, restore_create=create, **fx.login_args(postgres_server))
+    try:
+        run = verify(dumps.files["custom"], "restore", restore_database="opsbook_kept", restore_keep=True, **args)
+        assert not run.failed, run.msg
+        assert run["restore"]["database"] == "opsbook_kept" and run["restore"]["kept"] is True
+        assert run["restore"]["dropped"] is False and run["restore"]["tables"] == dumps.counts
+        row = postgres_server.execute(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = 'opsbook_kept'"
+        )
+        assert row == [("UTF8", "C", "C")]
+        # It exists now: the module never loads into (or drops) a database it did not create.
+        again = verify(dumps.files["custom"], "restore", restore_database="opsbook_kept", restore_keep=True, **args)
+        assert_failed(again, "restore", "restore_error", "opsbook_kept")
+        assert postgres_server.execute("SELECT count(*) FROM pg_database WHERE datname = 'opsbook_kept'") == [(1,)]
+    finally:
+        postgres_server.drop_database("opsbook_kept")
+
+
+def test_a_kept_database_whose_counts_differ_is_dropped(dumps, postgres_server, tmp_path):
+    manifest = dumps.manifest("custom", tmp_path)
+    data = json.loads(manifest.read_text())
+    data["tables"]["public.orders"] += 1
+    manifest.write_text(json.dumps(data))
+    run = verify(dumps.files["custom"], "restore", manifest=str(manifest), restore_database="opsbook_bad",
+                 restore_keep=True, **fx.login_args(postgres_server))  # fmt: skip
+    assert_failed(run, "content", "row_count_mismatch", "public.orders")
+    assert run["restore"]["dropped"] is True and run["restore"]["kept"] is False
+    assert postgres_server.execute("SELECT count(*) FROM pg_database WHERE datname = 'opsbook_bad'") == [(0,)]
+
+
 def test_damaged_sql_in_the_toc_fails_restore_with_a_message_ansible_can_carry(dumps, postgres_server, tmp_path):
     """Bytes that are not UTF-8 in a TOC statement: pg_restore quotes them; the message must stay valid text."""
     path = dumps.copy("custom", tmp_path)
