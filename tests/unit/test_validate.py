@@ -315,7 +315,14 @@ CASES = [
         "-e rollback_confrim=journal on rollback.yml: refused, naming the confirmation variable rollback.yml reads",
         playbook="rollback.yml",
         args=("-e", "rollback_confrim=journal"),
-        expect=(r"Unknown variable 'rollback_confrim' given with -e: did you mean 'rollback_\w*confirm'",),
+        expect=(r"Unknown variable 'rollback_confrim' given with -e: did you mean 'rollback_confirm'",),
+    ),
+    Case(
+        "extra_var_rollback_old_name",
+        "-e rollback_restore_database=true (rollback.yml's name before issue 19): refused, naming rollback_restore_db",
+        playbook="rollback.yml",
+        args=("-e", "rollback_restore_database=true"),
+        expect=(r"Unknown variable 'rollback_restore_database' given with -e: did you mean 'rollback_restore_db'",),
     ),
     Case(
         "extra_vars_several_unknown",
