@@ -5,6 +5,12 @@ md-app2 (web, worker); md-db1 (PostgreSQL, Redis). Each deploy under load sends 
 requests through both load balancers, so both ways of taking a host out (HAProxy's runtime
 API, nginx's `down` + graceful reload) are proven while requests flow. The tests build on
 each other (v2, v3, v4, rollback to v1), so they run in file order.
+
+Issue #19 adds: a preflight refusal on one host (nothing changes anywhere), the pre-deploy
+backup taken before the migration, a deploy killed (SIGKILL) before a switched host went
+back into the load balancers and one killed during the install, each finished by the next
+run, a rollback that fails its gate and puts every host back, a one-host rollback refusal,
+the documented rollback variables, and a failed first deploy (last: it leaves no release live).
 """
 
 from __future__ import annotations
@@ -291,45 +297,39 @@ def test_deploy_killed_before_a_host_is_back_in_the_load_balancers_is_finished_b
     assert not lock_held()
 
 
-def test_deploy_killed_during_the_install_is_finished_by_a_rerun():
-    """Issue #19, item 9: the controller dies while the hosts install (lock held, releases half made)."""
+def test_deploy_killed_during_the_install_leaves_the_lock_and_a_half_made_release():
+    """Issue #19, item 9: the controller dies while the hosts install v3; the next test's deploy is the re-run."""
     live = host_release("md-app1")
-    killed_at("DEPLOY | Create the release with its virtualenv and requirements", "-e", "deploy_ref=v2", after=3)
+    killed_at("DEPLOY | Create the release with its virtualenv and requirements", "-e", "deploy_ref=v3", after=3)
     assert lock_held()
     assert {host_release(h) for h in APP_HOSTS} == {live}
-    result, _ = deploy("v2")
-    assert result.returncode == 0, result.stdout[-6000:]
-    release = host_release("md-app1")
-    assert release.endswith("-v2") and host_release("md-app2") == release
-    for name in APP_HOSTS:  # the release the killed run was making is gone: no unfinished release left
-        assert HOSTS[name].run("ls /srv/journal/releases/*/.installing").rc != 0
-        assert fact(name)["previous"] == live
     assert all_in_lb() == EVERY_HOST_IN
-    assert served_everywhere() == {release}
-    assert not lock_held()
 
 
-def test_v3_health_failure_rolls_back_to_v2_without_a_failed_request():
-    v2 = host_release("md-app1")
-    assert v2.endswith("-v2")
+def test_v3_health_failure_rolls_back_to_v1_without_a_failed_request():
+    """Also the re-run of the v3 deploy killed during its install (the test before): it takes over the lock."""
+    live = host_release("md-app1")
+    assert live.endswith("-v1")  # the re-run of the killed v1 deploy
     (result, _), counts = under_load(LBS, lambda: deploy("v3", "-e", "deploy_health_timeout=20"))
     assert result.returncode != 0
+    for name in APP_HOSTS:  # the release the killed run was making is gone (or was finished by its orphan command)
+        assert HOSTS[name].run("ls /srv/journal/releases/*/.installing").rc != 0
     assert "failed after the switch at step 'DEPLOY | Health gate on this host'" in result.stdout
     assert "Every switched host was rolled back" in result.stdout
     no_failed_request(counts, at_least=500)
-    assert {host_release(h) for h in APP_HOSTS} == {v2}
-    assert served_everywhere() == {v2}
+    assert {host_release(h) for h in APP_HOSTS} == {live}
+    assert served_everywhere() == {live}
     v3 = [r for r in releases("md-app1") if r.endswith("-v3")][-1]
     assert HOSTS["md-app1"].file(f"/srv/journal/releases/{v3}/FAILED").is_file
     assert last_log("md-app1")["result"] == "rolled_back"
-    assert fact("md-app1")["release"] == v2
+    assert fact("md-app1")["release"] == live
     assert '"deploy_result": "rolled_back"' in result.stdout
     assert not lock_held()
 
 
 def test_rollback_failing_its_health_gate_puts_every_host_back():
     """Issue #19, item 8: rollback.yml has the deploy's recovery; to the failed v3 by name, md-app1 fails its gate."""
-    v2 = host_release("md-app1")
+    live = host_release("md-app1")
     v3 = [r for r in releases("md-app1") if r.endswith("-v3")][-1]
     result, _ = playbook("rollback.yml", "-e", f"rollback_release={v3}", "-e", "deploy_health_timeout=15")
     assert result.returncode != 0
@@ -337,9 +337,9 @@ def test_rollback_failing_its_health_gate_puts_every_host_back():
         result.stdout[-4000:]
     )
     assert "Every switched host was put back" in result.stdout
-    assert {host_release(h) for h in APP_HOSTS} == {v2}
+    assert {host_release(h) for h in APP_HOSTS} == {live}
     assert all_in_lb() == EVERY_HOST_IN
-    assert served_everywhere() == {v2}
+    assert served_everywhere() == {live}
     assert not lock_held()
 
 
@@ -411,4 +411,28 @@ def test_rollback_to_v1_while_a_concurrent_deploy_is_refused_by_the_lock():
     assert release.endswith("-v1") and host_release("md-app2") == release
     assert served_everywhere() == {release}
     assert last_log("md-app1")["action"] == "rollback"
+    assert not lock_held()
+
+
+def test_failed_first_deploy_releases_its_lock_and_marks_the_release_failed():
+    """Issue #19, item 10 (the role's part): a first deploy (nothing served before) failing after its switch.
+
+    Last in the file: the hosts serve nothing afterwards. The pointers go, as on new hosts; v3 fails
+    md-app1's health gate; with nothing to go back to, md-app1 stays on v3, marked FAILED, the deploy
+    is recorded and the lock released.
+    """
+    for name in APP_HOSTS:
+        HOSTS[name].run_expect([0], "rm /srv/journal/current")
+    result, _ = deploy("v3", "-e", "deploy_health_timeout=15")
+    assert result.returncode != 0
+    assert "failed after the switch at step 'DEPLOY | Health gate on this host' on md-app1" in result.stdout, (
+        result.stdout[-4000:]
+    )
+    assert "had no release before" in result.stdout
+    assert "left on it: md-app1" in result.stdout
+    v3 = host_release("md-app1")
+    assert v3.endswith("-v3")
+    assert HOSTS["md-app1"].file(f"/srv/journal/releases/{v3}/FAILED").is_file
+    assert last_log("md-app1")["result"] == "rolled_back" and last_log("md-app1")["release"] == v3
+    assert not HOSTS["md-app2"].file("/srv/journal/current").exists  # its batch never started
     assert not lock_held()
