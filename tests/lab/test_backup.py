@@ -143,8 +143,10 @@ def test_a_failed_backup_leaves_nothing_and_rotates_nothing(seeded):
 def test_a_held_lock_is_refused_naming_its_holder(seeded):
     holder = {"user": "someone", "controller": "elsewhere", "since": "2026-11-29T03:00:00Z", "release": "r7",
               "action": "backup x of journal", "token": "theirs"}  # fmt: skip
-    lab_exec("db1", "mkdir", f"{BACKUP_DIR}/.lock")
-    lab_exec("db1", "sh", "-c", f"echo '{json.dumps(holder)}' > {BACKUP_DIR}/.lock/holder.json")
+    # Made as postgres, as a real holder (the backup modules run as postgres) makes it.
+    lab_exec("db1", "install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0700", BACKUP_DIR)
+    lab_exec("db1", "mkdir", f"{BACKUP_DIR}/.lock", user="postgres")
+    lab_exec("db1", "sh", "-c", f"echo '{json.dumps(holder)}' > {BACKUP_DIR}/.lock/holder.json", user="postgres")
     # The holder's dump in progress, under the id this run asks for too.
     lab_exec("db1", "touch", f"{BACKUP_DIR}/.tmp-t-locked.dump")
     try:
