@@ -248,15 +248,25 @@ def test_health_checks_everything_and_finds_a_stopped_worker(tmp_path):
     assert findings(data, "health through the load balancer")[0]["level"] == "ok"
     assert one(data, "database", "journal")["level"] == "ok"
     assert [f["subject"] for f in findings(data, "queue depth")] == ["celery"]
-    assert findings(data, "error lines")[0]["host"] == "mm-app1"
+    [errors] = findings(data, "error lines")
+    assert errors["host"] == "mm-app1"
+    # Earlier tests leave real error lines (a terminated query): any level but unknown.
+    assert isinstance(errors["value"], int | float) and errors["level"] != "unknown", errors
 
+    # A stopped worker is critical; a journal that cannot be read (journalctl not executable)
+    # is "unknown", never "0 error lines".
     APP.run("systemctl stop journal-worker.service")
+    APP.run("chmod 0 /usr/bin/journalctl")
     try:
         result, _ = playbook("health.yml", tmp_path / "down", "-e", "maintenance_fail_on_critical=true")
         assert result.returncode != 0
         data = report(tmp_path / "down", "health")
         assert one(data, "service", "journal-worker.service")["level"] == "critical"
+        [errors] = findings(data, "error lines")
+        assert errors["level"] == "unknown" and errors["value"] is None, errors
+        assert "could not be read" in errors["detail"] and "journalctl exited 126" in errors["detail"], errors
     finally:
+        APP.run("chmod 0755 /usr/bin/journalctl")
         APP.run("systemctl start journal-worker.service")
 
 
