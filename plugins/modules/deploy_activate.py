@@ -168,9 +168,10 @@ import os
 import subprocess
 import time
 import urllib.error
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
 from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import (
     HAS_CELERY,
     BrokerError,
@@ -287,11 +288,12 @@ def unit_states(units: list[str]) -> dict[str, str]:
 
 def ask(url: str) -> dict:
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - an http URL the role builds
+        # ansible's open_url (proxies from the environment, certificates checked); no .netrc credentials.
+        with open_url(url, timeout=10, use_netrc=False) as answer:
             status, body = answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
-    except OSError as exc:
+    except (OSError, UrlConnectionError) as exc:
         return {"status": None, "version": None, "components": {}, "what": f"no answer ({exc})"}
     try:
         data = json.loads(body)
