@@ -52,8 +52,9 @@ options:
     elements: str
     default: [json]
 requirements:
-  - Python 3.10 or later, with celery (5.x) and its kombu, on the host the module runs on (the Python
-    that runs the workers has them)
+  - Python 3.9 or later, with celery (5.x) and its kombu, on the host the module runs on (the Python
+    that runs the workers has them), in releases that support that Python (celery and kombu 5.7, which
+    the lab uses, need Python 3.10)
 notes:
   - The module runs where the broker is reachable, usually a worker host with C(ansible_python_interpreter)
     set to the virtualenv that has Celery.

@@ -23,6 +23,9 @@ import traceback
 import uuid
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+# Modules run on Python 3.9 targets: datetime.UTC is 3.11+.
+UTC = datetime.timezone.utc  # noqa: UP017
+
 try:
     from celery import Celery
     from kombu import Consumer
@@ -167,7 +170,7 @@ def parse_since(value: str | None, now: datetime.datetime | None = None) -> date
     """An ISO 8601 time (naive means UTC) or a duration back from now ("90m", "2h", "1d")."""
     if value in (None, ""):
         return None
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or datetime.datetime.now(UTC)
     match = _RELATIVE.match(str(value))
     if match:
         return now - datetime.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
@@ -178,7 +181,7 @@ def parse_since(value: str | None, now: datetime.datetime | None = None) -> date
             f"since={value!r} is neither an ISO 8601 time (2025-01-31T12:00:00Z) nor a duration (90m, 2h, 1d)"
         ) from exc
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -218,7 +221,7 @@ def check_queue_depths(queues: dict, default_limit: int | None, limits: dict[str
 
 
 def now_utc() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- Celery

@@ -54,7 +54,7 @@ def thresholds(overrides: dict | None) -> dict[str, dict[str, float]]:
             raise HealthError(f"threshold {metric}: unknown key(s) {', '.join(unknown)}; known: warning, critical")
         entry = merged.setdefault(metric, {})
         for key, value in levels.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise HealthError(f"threshold {metric}.{key}: expected a number, got {value!r}")
             entry[key] = value
         if "warning" not in entry or "critical" not in entry:
@@ -92,7 +92,7 @@ def assess(measurements: list[dict], overrides: dict | None = None) -> dict:
         if not isinstance(item, dict) or "check" not in item:
             raise HealthError(f"measurement {index}: expected a mapping with at least 'check', got {item!r}")
         value = item.get("value")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             try:
                 value = float(value)
             except (TypeError, ValueError):

@@ -40,7 +40,10 @@ import shutil
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
+
+# Modules run on Python 3.9 targets: datetime.UTC is 3.11+.
+UTC = timezone.utc  # noqa: UP017
 
 HOLDER = "holder.json"
 MUTEX = ".mutex"

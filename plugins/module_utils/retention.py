@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+# Modules run on Python 3.9 targets: datetime.UTC is 3.11+.
+UTC = dt.timezone.utc  # noqa: UP017
+
 RULES = ("keep_last", "keep_days", "keep_daily", "keep_weekly", "keep_monthly")
 
 
@@ -69,14 +72,19 @@ def check_policy(policy: dict) -> dict[str, int]:
     return clean
 
 
+def _zulu(text: str) -> str:
+    """A trailing Z as +00:00: fromisoformat reads Z from Python 3.11 only (modules run on 3.9 targets)."""
+    return text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+
+
 def _when(item: dict) -> dt.datetime:
     try:
-        when = dt.datetime.fromisoformat(str(item["time"]))
+        when = dt.datetime.fromisoformat(_zulu(str(item["time"])))
     except (KeyError, ValueError):
         raise RetentionError(
             f"backup {item.get('id', '?')} has no valid ISO 8601 time (got {item.get('time')!r})"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _periods(items: list[tuple[dt.datetime, dict]], key, count: int, label: str, reasons: dict) -> None:
@@ -95,10 +103,10 @@ def plan(backups: list[dict], policy: dict, now: dt.datetime | str | None = None
     """Return {"keep": [ids newest first], "delete": [ids newest first], "reasons": {id: [..]}}."""
     rules = check_policy(policy)
     if isinstance(now, str):
-        now = dt.datetime.fromisoformat(now)
-    now = now or dt.datetime.now(dt.UTC)
+        now = dt.datetime.fromisoformat(_zulu(now))
+    now = now or dt.datetime.now(UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=dt.UTC)
+        now = now.replace(tzinfo=UTC)
     for item in backups:
         if not item.get("id"):
             raise RetentionError(f"a backup entry has no id: {item!r}")

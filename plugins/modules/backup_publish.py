@@ -233,7 +233,8 @@ def archive_entry(path: str, name: str, source=None, sink=None) -> dict:
 
 def unbundle(bundle: str, archives: list[dict], moves: list[tuple[str, str]], owner: tuple | None) -> dict:
     """Extract each archive from the bundle to its temporary name (0600), checked as it is written."""
-    wanted = {f"{a['name']}.tar.gz": (a, src) for a, (src, _dest) in zip(archives, moves, strict=True)}
+    # moves is made from archives, one each (zip(strict=) is Python 3.10+, modules run on 3.9).
+    wanted = {f"{a['name']}.tar.gz": (a, src) for a, (src, _dest) in zip(archives, moves)}  # noqa: B905
     entries = {}
     try:
         with tarfile.open(bundle, "r:") as tar:
@@ -314,7 +315,7 @@ def publish(module: AnsibleModule, published: list[str]) -> dict:
     try:
         files = {}
         checked = unbundle(bundle, p["archives"], moves, owner) if bundle else {}
-        for archive, (src, _dest) in zip(p["archives"], moves, strict=True):
+        for archive, (src, _dest) in zip(p["archives"], moves):  # noqa: B905 - one move per archive
             entry = checked.get(archive["name"]) or archive_entry(src, archive["name"])
             entry["file"] = archive["dest"]
             files[archive["name"]] = entry

@@ -303,6 +303,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import (
     CELERY_IMPORT_ERROR,
     HAS_CELERY,
+    UTC,
     BrokerError,
     CeleryBroker,
     common_argument_spec,
@@ -409,7 +410,8 @@ def read_failed(conninfo: dict, table: str, names, since, limit: int) -> tuple[l
         with conn.cursor() as cur:
             cur.execute(query, [*values, limit + 1])
             columns = [c.name for c in cur.description]
-            rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+            # One value per column (zip(strict=) is Python 3.10+, modules run on 3.9).
+            rows = [dict(zip(columns, row)) for row in cur.fetchall()]  # noqa: B905
             more = len(rows) > limit
             rows = rows[:limit]
             copies = {}
@@ -433,7 +435,7 @@ def requeue_failed(module: AnsibleModule, broker: CeleryBroker, result: dict) ->
     conninfo.setdefault("application_name", "opsbook.celery_control")
     since = parse_since(params["since"])
     if since is not None:
-        result["since"] = since.astimezone(datetime.UTC).isoformat()
+        result["since"] = since.astimezone(UTC).isoformat()
     if params["limit"] < 1:
         raise Failure("limit must be at least 1")
     try:

@@ -2,6 +2,8 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+from __future__ import annotations
+
 DOCUMENTATION = r"""
 module: pg_backup_dump
 short_description: Dump a PostgreSQL database with exact row counts taken in the same snapshot

@@ -107,7 +107,8 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - Python 3.10 or later with rq (2.x) and redis-py on the host the module runs on
+  - Python 3.9 or later with rq (2.x) and redis-py on the host the module runs on, in releases that support that Python
+    (rq 2.12 and redis-py 8, which the lab uses, need Python 3.10)
 notes:
   - RQ's suspension is global to the Redis database, not per queue - every worker on it stops taking jobs.
   - A worker checks the suspension before it waits for a job. An idle worker already waiting
@@ -265,6 +266,7 @@ import zlib
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import (
+    UTC,
     broker_location,
     check_queue_depths,
     finish,
@@ -338,7 +340,7 @@ def _time(value) -> datetime.datetime | None:
         parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _iso(value) -> str | None:
@@ -364,7 +366,8 @@ class RQState:
         fields = ("description", "origin", "status", "enqueued_at", "started_at", "ended_at")
         values = self.conn.hmget(f"rq:job:{job_id}", fields)
         info = {"id": job_id}
-        for name, value in zip(fields, values, strict=True):
+        # HMGET answers one value per field (zip(strict=) is Python 3.10+, modules run on 3.9).
+        for name, value in zip(fields, values):  # noqa: B905
             info[name] = _text(value)
         for name in ("enqueued_at", "started_at", "ended_at"):
             info[name] = _iso(_time(info[name]))
@@ -406,9 +409,9 @@ class RQState:
             for key in keys:
                 pipe.hgetall(key)
             hashes = pipe.execute()
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.now(UTC)
         workers, stale = {}, []
-        for key, raw in zip(keys, hashes, strict=True):
+        for key, raw in zip(keys, hashes):  # noqa: B905 - the pipeline answers once per command
             name = key[len(prefix) :] if key.startswith(prefix) else key
             if not raw:
                 stale.append(name)
@@ -474,7 +477,7 @@ class RQState:
                 jobs[kind] = []
                 for job_id in ids:
                     score = self.conn.zscore(registry.key, job_id)
-                    at = datetime.datetime.fromtimestamp(score, datetime.UTC) if score else None
+                    at = datetime.datetime.fromtimestamp(score, UTC) if score else None
                     jobs[kind].append({"id": job_id, "at": _iso(at)})
             else:
                 jobs[kind] = list(ids)
@@ -497,7 +500,7 @@ class RQState:
                 ended = _time(job["ended_at"])
                 if since is not None and (ended is None or ended < since):
                     continue
-                candidates.append((ended or datetime.datetime.min.replace(tzinfo=datetime.UTC), name, job))
+                candidates.append((ended or datetime.datetime.min.replace(tzinfo=UTC), name, job))
         candidates.sort(key=lambda item: (item[0], item[2]["id"]))
         return candidates[:limit], len(candidates) > limit
 
