@@ -20,3 +20,6 @@ if [ "$(cat "${stamp}" 2>/dev/null)" != "${want}" ]; then
   "${OPSBOOK_VENV}/bin/python" -m pip install -q --disable-pip-version-check -r "${OPSBOOK_ROOT}/requirements/controller.txt"
   echo "${want}" >"${stamp}"
 fi
+
+# Debian root filesystems with Python 3.9 and 3.13 for the modules' target-Python test (cached).
+"${OPSBOOK_ROOT}/scripts/target-pythons.sh"
