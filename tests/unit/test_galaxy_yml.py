@@ -92,6 +92,12 @@ def test_requirements_yml_extras_are_used_outside_the_collection_only():
         assert f"{name}." in elsewhere, f"requirements.yml lists {name}, which neither the collection nor the tests use"
 
 
+def test_install_page_lists_the_dependencies():
+    """docs/install.md's table says what galaxy.yml declares."""
+    rows = set(re.findall(r"^\| ([a-z_]+\.[a-z_]+) \| `([^`]+)` \|$", (ROOT / "docs" / "install.md").read_text(), re.M))
+    assert rows == set(GALAXY["dependencies"].items())
+
+
 def test_metadata_urls_are_one_consistent_set():
     base = GALAXY["repository"]
     assert re.fullmatch(r"https://[a-z0-9.-]+/[\w.-]+/[\w.-]+", base), base
