@@ -22,7 +22,9 @@ DEFAULTS = ROOT / "roles" / "maintenance" / "defaults" / "main.yml"
 
 
 def report_dir(tmp_path: Path, **env: str) -> str:
+    """maintenance_report_dir as Ansible renders it with `env`; HOME is tmp_path/home (Ansible writes there)."""
     base = {k: v for k, v in os.environ.items() if k not in ("OPSBOOK_REPORT_DIR", "XDG_STATE_HOME", "ANSIBLE_CONFIG")}
+    env = {"HOME": str(tmp_path / "home"), **env}
     result = subprocess.run(
         [BIN / "ansible", "localhost", "-m", "ansible.builtin.debug", "-a", "var=maintenance_report_dir",
          "-e", f"@{DEFAULTS}"],
@@ -30,18 +32,18 @@ def report_dir(tmp_path: Path, **env: str) -> str:
         env={**base, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false", **env},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.split("=>", 1)[1])["maintenance_report_dir"]
+    return json.loads(result.stdout.split("=>", 1)[1])["maintenance_report_dir"].replace(env["HOME"], "~")
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"HOME": "/home/ops"}, "/home/ops/.local/state/opsbook/reports"),
-        ({"HOME": "/home/ops", "XDG_STATE_HOME": "/var/lib/ops/state"}, "/var/lib/ops/state/opsbook/reports"),
-        ({"HOME": "/home/ops", "XDG_STATE_HOME": "state"}, "/home/ops/.local/state/opsbook/reports"),
-        ({"HOME": "/home/ops", "XDG_STATE_HOME": ""}, "/home/ops/.local/state/opsbook/reports"),
-        ({"HOME": "/home/ops", "XDG_STATE_HOME": "/x", "OPSBOOK_REPORT_DIR": "/srv/reports"}, "/srv/reports"),
-        ({"HOME": "/home/ops", "OPSBOOK_REPORT_DIR": ""}, "/home/ops/.local/state/opsbook/reports"),
+        ({}, "~/.local/state/opsbook/reports"),
+        ({"XDG_STATE_HOME": "/var/lib/ops/state"}, "/var/lib/ops/state/opsbook/reports"),
+        ({"XDG_STATE_HOME": "state"}, "~/.local/state/opsbook/reports"),
+        ({"XDG_STATE_HOME": ""}, "~/.local/state/opsbook/reports"),
+        ({"XDG_STATE_HOME": "/x", "OPSBOOK_REPORT_DIR": "/srv/reports"}, "/srv/reports"),
+        ({"OPSBOOK_REPORT_DIR": ""}, "~/.local/state/opsbook/reports"),
     ],
     ids=["home", "xdg", "relative-xdg-ignored", "empty-xdg", "opsbook-report-dir-wins", "empty-override"],
 )
