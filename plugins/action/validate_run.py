@@ -98,7 +98,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(
+        _valid, args = self.validate_argument_spec(
             argument_spec={
                 "prefixes": {"type": "list", "elements": "str", "default": []},
                 "known_variables": {"type": "list", "elements": "str", "default": []},

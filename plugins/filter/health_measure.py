@@ -11,7 +11,7 @@ short_description: Turn rows into report measurements of one check
 version_added: 0.1.0
 description:
   - Each row (a dict, such as a row of C(community.postgresql.postgresql_query)'s C(query_result))
-    becomes one measurement for M(opsbook.webstack.health_assess)'s input.
+    becomes one measurement for P(opsbook.webstack.health_assess#filter)'s input.
 options:
   _input:
     description: The rows.

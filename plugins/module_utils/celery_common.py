@@ -482,7 +482,7 @@ class CeleryBroker:
         try:
             for name in names:
                 try:
-                    _, count, consumers = channel.queue_declare(queue=name, passive=True)
+                    _queue, count, consumers = channel.queue_declare(queue=name, passive=True)
                     result[name] = {"depth": int(count), "broker_consumers": int(consumers), "exists": True}
                 except self.conn.channel_errors as exc:
                     code = getattr(exc, "reply_code", None) or getattr(exc, "code", None)

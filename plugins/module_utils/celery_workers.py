@@ -42,7 +42,7 @@ class Controller:
     def targets(self) -> list[str]:
         """Workers that answered; with a destination list, every one of them must answer."""
         destination = self.params["destination"]
-        answered, unknown, _ = self.broker.discover(destination)
+        answered, unknown, _replies = self.broker.discover(destination)
         self.result["unknown_workers"] = unknown
         if unknown:
             raise Failure(
@@ -192,7 +192,7 @@ class Controller:
 
     def shutdown(self) -> None:
         destination = self.params["destination"]
-        answered, unknown, _ = self.broker.discover(destination)
+        answered, unknown, _replies = self.broker.discover(destination)
         self.result["unknown_workers"] = unknown
         if unknown:
             self.module.warn(
@@ -210,7 +210,7 @@ class Controller:
         self.broker.broadcast("shutdown", answered, reply=False)
         remaining = list(answered)
         while True:
-            still, _, _ = self.broker.discover(remaining)
+            still, _unknown, _replies = self.broker.discover(remaining)
             now_stats = self.broker.ask("stats", still) if still else {}
             for worker in remaining:
                 if worker not in still:
@@ -227,7 +227,7 @@ class Controller:
                 break
             self.sleep()
         self.waited()
-        running, _ = self.still_running(remaining)
+        running, _unknown = self.still_running(remaining)
         details = []
         for worker in remaining:
             tasks = running.get(worker) or []

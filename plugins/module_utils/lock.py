@@ -338,7 +338,7 @@ def take(
                     return result(True, note, taken_over=public(current), reason=why)
         if time.monotonic() >= deadline:
             waited = f" Waited {wait_timeout} s ({wait_timeout_name})." if wait_timeout else ""
-            _, why = assess(path, current, stale_after, here)
+            _stale, why = assess(path, current, stale_after, here)
             raise LockHeld(
                 f"Another run holds the lock {path}: {describe(current)}; {why}.{waited} "
                 "If that run is dead, its lock is taken over once it is stale; a process that is "

@@ -114,9 +114,9 @@ def plan(backups: list[dict], policy: dict, now: dt.datetime | str | None = None
     verified = [(when, b) for when, b in dated if b.get("verified")]
     reasons: dict[str, list[str]] = {}
     if not any(rules.values()):
-        for _, item in verified:
+        for _time, item in verified:
             reasons.setdefault(item["id"], []).append("no retention rule is set")
-    for _, item in verified[: rules["keep_last"]]:
+    for _time, item in verified[: rules["keep_last"]]:
         reasons.setdefault(item["id"], []).append(f"one of the last {rules['keep_last']}")
     if rules["keep_days"]:
         limit = now - dt.timedelta(days=rules["keep_days"])
@@ -128,9 +128,9 @@ def plan(backups: list[dict], policy: dict, now: dt.datetime | str | None = None
     _periods(verified, lambda w: f"{w.year}-{w.month:02d}", rules["keep_monthly"], "month", reasons)
     if verified:
         reasons.setdefault(verified[0][1]["id"], []).append("the newest verified backup is never deleted")
-    keep = [b["id"] for _, b in dated if b["id"] in reasons]
-    delete = [b["id"] for _, b in dated if b["id"] not in reasons]
-    for _, item in dated:
+    keep = [b["id"] for _time, b in dated if b["id"] in reasons]
+    delete = [b["id"] for _time, b in dated if b["id"] not in reasons]
+    for _time, item in dated:
         if item["id"] in delete:
             reasons[item["id"]] = ["not verified" if not item.get("verified") else "no rule keeps it"]
     return {"keep": keep, "delete": delete, "reasons": reasons}

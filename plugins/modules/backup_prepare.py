@@ -24,7 +24,7 @@ description:
     (O(opsbook.webstack.backup_publish#module:release_lock)) once the backup is published and
     rotated, or by M(opsbook.webstack.backup_rotate) (O(opsbook.webstack.backup_rotate#module:release_lock)),
     or by M(opsbook.webstack.deploy_lock) C(state=absent) when the backup fails before.
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 extends_documentation_fragment:
   - opsbook.webstack.backup_dir
 options:

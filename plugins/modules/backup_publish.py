@@ -22,7 +22,7 @@ description:
   - The manifest is written as C(.tmp-<id>.json) beside the dump's temporary name
     C(.tmp-<id>.<ext>) first, mode 0600, owned by O(owner) when that is set; the dump and
     the archives keep their modes.
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 extends_documentation_fragment:
   - opsbook.webstack.backup_dir
 options:
@@ -193,7 +193,7 @@ def plain(path: str, name: str, what: str) -> str:
 
 def without_extension(name: str) -> str:
     """journal-20261129T030000Z.dump -> journal-20261129T030000Z; .tmp-x.dir -> .tmp-x."""
-    head, dot, _ = name[1:].rpartition(".")
+    head, dot, _ext = name[1:].rpartition(".")
     return name[0] + head if dot else name
 
 
@@ -309,7 +309,7 @@ def publish(module: AnsibleModule, published: list[str]) -> dict:
         except RetentionError as exc:
             raise PublishError(f"{p['rotate']['policy_name']}: {exc}; nothing was published") from None
     if module.check_mode:
-        published.extend([dest for _, dest in moves] + [final, manifest_path])
+        published.extend([dest for _src, dest in moves] + [final, manifest_path])
         return dict(p["manifest"], file=p["name"])
 
     try:

@@ -22,7 +22,7 @@ description:
     before anything is deleted, as does a manifest that cannot be read or a bad policy.
   - The newest verified backup is never deleted; unverified backups never count toward a rule.
     A policy with no rule keeps everything.
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 extends_documentation_fragment:
   - opsbook.webstack.backup_dir
 options:

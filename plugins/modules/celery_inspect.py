@@ -348,7 +348,7 @@ def overall_idle(workers: dict, answered: list[str], unknown: list[str]):
 
 
 def _waiting_for_workers(broker: CeleryBroker, destination, min_workers):
-    answered, unknown, _ = broker.discover(destination)
+    answered, unknown, _replies = broker.discover(destination)
     need = min_workers if min_workers is not None else (0 if destination else 1)
     missing = []
     if unknown:
@@ -362,9 +362,9 @@ def _waiting_for_workers(broker: CeleryBroker, destination, min_workers):
 
 def _waiting_for_idle(broker: CeleryBroker, destination, min_workers):
     if destination:
-        answered, unknown, _ = broker.discover(destination)
+        answered, unknown, _replies = broker.discover(destination)
     else:
-        answered, unknown, _ = broker.discover(None)
+        answered, unknown, _replies = broker.discover(None)
     need = min_workers if min_workers is not None else 1
     tasks, no_answer = broker.busy(answered) if answered else ({}, [])
     missing = []
@@ -460,7 +460,7 @@ def run(module: AnsibleModule, broker: CeleryBroker, result: dict, started: floa
         idle=overall_idle(workers, state["answered"], state["unknown"]),
     )
 
-    _, limits = parse_depth_limits(params["max_queue_depth"])
+    _default, limits = parse_depth_limits(params["max_queue_depth"])
     names = set(params["queues"]) | set(params["expect_queues"]) | set(limits)
     collected_queues = "active_queues" in sections
     if collected_queues:

@@ -28,7 +28,7 @@ description:
     deploy role rolls the host back.
   - Draining needs Celery, so with O(workers) the module runs with the release's Python (the
     deploy role sets C(ansible_python_interpreter) to C(<app_root>/releases/<release>/venv/bin/python)).
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 options:
   steps:
     description: The steps to run, in this order whatever order they are given in.
@@ -319,7 +319,7 @@ def gate(url: str, release: str, count: int, units: list[str], timeout: float) -
     while True:
         states = unit_states(units)
         answers = []
-        for _ in range(count if url else 0):
+        for _answer in range(count if url else 0):
             answers.append(ask(url))
             if not healthy(answers[-1]):
                 break

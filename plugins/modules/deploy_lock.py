@@ -33,7 +33,7 @@ description:
     the lock held by the winner. The old holder is returned in RV(taken_over).
   - C(state=absent) releases the lock, but only when O(token) matches the holder's token,
     so a run never releases a lock someone else holds (unless O(force=true)).
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 options:
   path:
     description: Directory that is the lock.

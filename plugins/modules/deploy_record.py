@@ -20,7 +20,7 @@ description:
     Never removed - the releases named in O(protect) and every release a symbolic link
     directly under O(app_root) points at (C(current), blue-green slots).
   - One call per host for what was about ten tasks; the deploy role's finish phase uses it.
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 options:
   app_root:
     description: The app's root directory (C(releases/), the pointers).

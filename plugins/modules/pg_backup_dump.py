@@ -130,17 +130,23 @@ options:
                 60 s), so a dump longer than this keeps its lock.
             type: int
             default: 21600
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: In check mode nothing is dumped; the result says what would be written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 requirements:
   - psycopg (3) or psycopg2 on the host that runs the module
   - pg_dump of the server's major version or newer
 seealso:
   - module: opsbook.webstack.pg_dump_verify
 author:
-  - opsbook engineers
+  - opsbook engineers (@opsbook)
 """
 
 EXAMPLES = r"""
@@ -567,7 +573,7 @@ def as_user(uid: int, gid: int, body, result: dict, warnings: list) -> tuple[boo
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         data = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     if not data:
         return False, {
             **result,

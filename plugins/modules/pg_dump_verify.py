@@ -1008,7 +1008,7 @@ class Verification:
         )
         if not tables:
             return {}
-        buckets: list = [[] for _ in range(min(self.params["restore_jobs"], len(tables)))]
+        buckets: list = [[] for _bucket in range(min(self.params["restore_jobs"], len(tables)))]
         loads = [0] * len(buckets)
         for member in tables:
             i = loads.index(min(loads))

@@ -552,7 +552,7 @@ def requeue_failed(module: AnsibleModule, state: RQState, result: dict) -> None:
     names = state.queue_names(params["queues"])
     candidates, more = state.failed_candidates(names, params["job_ids"], since, params["limit"])
     result.update(requeued=[], skipped=[], more=more)
-    for _, queue, job in candidates:
+    for _when, queue, job in candidates:
         entry = {"id": job["id"], "queue": queue, "description": job["description"], "ended_at": job["ended_at"]}
         if not job["exists"]:
             result["skipped"].append({**entry, "reason": "the job's data has expired or was deleted"})
@@ -575,7 +575,7 @@ def drain(module: AnsibleModule, state: RQState, result: dict) -> None:
     result["changed"] = not was_suspended
 
     def busy() -> dict:
-        workers, _ = state.workers(params["queues"])
+        workers, _stale = state.workers(params["queues"])
         return {
             name: info["current_job"] or {"id": None}
             for name, info in workers.items()

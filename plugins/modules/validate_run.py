@@ -21,7 +21,7 @@ description:
     would be skipped and the run would end ok. Plays whose C(hosts) is templated or names only
     O(runtime_groups) are decided during the run and not checked.
   - Every problem is listed in one failure.
-author: opsbook engineers
+author: opsbook engineers (@opsbook)
 options:
   prefixes:
     description: Prefixes of the extra variables to check; others are left alone.
@@ -91,7 +91,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    # The action plugin's options, so the documentation and ansible-test see one interface.
+    module = AnsibleModule(
+        argument_spec={
+            "prefixes": {"type": "list", "elements": "str", "default": []},
+            "known_variables": {"type": "list", "elements": "str", "default": []},
+            "runtime_groups": {"type": "list", "elements": "str", "default": []},
+            "playbooks": {"type": "list", "elements": "path"},
+        },
+        supports_check_mode=True,
+    )
     module.fail_json(
         msg="opsbook.webstack.validate_run runs on the controller as an action plugin; it has no remote part."
     )
