@@ -273,6 +273,7 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.prepare import (
     ensure_directory,
     give_back,
 )
+from ansible_collections.opsbook.webstack.plugins.module_utils.processes import start
 
 try:
     import psycopg as _driver
@@ -452,10 +453,9 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
     None). A pg_dump that failed on its own is reported as such by the caller."""
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as read_err:
         # Arguments are built by this module, never a shell string.
-        dump = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=dump_err)  # noqa: S603
-        reader = subprocess.Popen(  # noqa: S603
-            [pg_restore, "-a", "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=read_err
-        )
+        # Both at once, with pipes (module_utils.processes: run_command runs one command to its end).
+        dump = start(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=dump_err)
+        reader = start([pg_restore, "-a", "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=read_err)
         output = _OutputCounter(reader.stdout)
         output.start()
         tap = _PipeTap(reader.stdin)
