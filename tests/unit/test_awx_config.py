@@ -451,3 +451,46 @@ def test_the_drill_after_a_backup_reads_the_backup_id_it_took():
     drill = templates()["opsbook restore drill"]
     assert drill["extra_vars"]["restore_backup"] == "{{ backup_id | default('latest') }}"
     assert "backup_id" in set_stats_keys("backup.yml")
+
+
+CONDITIONAL_KEYS = {"when", "that", "failed_when", "changed_when", "until"}
+
+
+def _expressions(node: Any, conditional: bool = False):
+    """The Jinja expressions in a task file's values: whole conditionals, and {{ }} / {% %} elsewhere."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _expressions(value, key in CONDITIONAL_KEYS)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _expressions(item, conditional)
+    elif isinstance(node, str):
+        if conditional:
+            yield node
+        else:
+            yield from re.findall(r"\{\{.*?\}\}|\{%.*?%\}", node, re.DOTALL)
+
+
+def test_bool_questions_are_read_through_the_bool_filter():
+    """AWX sends a multiple-choice answer as a string: "false" is true to a bare `when: x`."""
+    asked = {
+        variable
+        for template in templates().values()
+        for variable, question in survey(template).items()
+        if resolve(Path(template["playbook"]).name, variable).get("type") == "bool"
+    }
+    assert {"restore_confirm", "deploy_backup_before", "maintenance_vacuum"} <= asked
+    files = [
+        *(ROOT / "roles").glob("*/tasks/**/*.yml"),
+        *(ROOT / "roles").glob("*/handlers/*.yml"),
+        *PLAYBOOKS.glob("*.yml"),
+    ]
+    bare = []
+    for path in files:
+        for expression in _expressions(_load(path)):
+            for variable in asked:
+                for match in re.finditer(rf"(?<![\w.'\"]){variable}\b", expression):
+                    rest = expression[match.end() :]
+                    if not re.match(r"\s*(?:\|\s*default\((?:[^()]|\([^()]*\))*\)\s*)?\|\s*bool\b", rest):
+                        bare.append(f"{path.relative_to(ROOT)}: {expression.strip()[:120]}")
+    assert not bare, "bool survey variables used without | bool: " + "; ".join(sorted(set(bare)))
