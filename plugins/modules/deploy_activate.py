@@ -16,7 +16,10 @@ description:
   - C(switch) points O(pointer) at C(releases/<release>) under O(app_root) atomically - a new
     link under a temporary name renamed over the pointer (rename(2) replaces it in one step).
     It refuses a release without C(venv/bin/python) (missing or unfinished) and changes nothing.
-  - C(restart) restarts the O(beat_units) one by one; drains the O(workers) that are running
+  - C(restart) restarts the O(beat_units) one by one, then the O(rq_units) in one C(systemctl restart) -
+    an RQ worker's stop is RQ's warm shutdown (no new job, its running job finishes, within the
+    unit's C(TimeoutStopSec)), so the restart returns once every running job is done; then it
+    drains the O(workers) that are running
     (Celery C(cancel_consumer) for every queue they consume, then it waits until they run no
     task, up to O(drain_timeout), a warning past it); then restarts the workers and O(web_unit) in one
     C(systemctl restart), one systemd job transaction. A worker's stop is Celery's warm shutdown.
@@ -47,6 +50,13 @@ options:
     type: str
   beat_units:
     description: Celery beat units, restarted first by C(restart).
+    type: list
+    elements: str
+    default: []
+  rq_units:
+    description:
+      - RQ worker units (C(rq worker), with or without C(--with-scheduler)), restarted after O(beat_units) and
+        before the Celery O(workers) are drained. Their units send SIGTERM to the worker only (C(KillMode=mixed)).
     type: list
     elements: str
     default: []
@@ -266,6 +276,11 @@ def restart(module: AnsibleModule, result: dict, secrets: list[str]) -> None:
     for unit in params["beat_units"]:
         restart_units([unit])
         result["restarted"].append(unit)
+    if params["rq_units"]:
+        # RQ has no "stop consuming" call per worker: its warm shutdown is the drain, and
+        # systemctl waits for it (every job running now finishes before its worker restarts).
+        restart_units(params["rq_units"])
+        result["restarted"] += params["rq_units"]
     workers = params["workers"]
     running = set(active([w["unit"] for w in workers]))
     drain(module, [w for w in workers if w["unit"] in running], result, secrets)
@@ -365,6 +380,7 @@ def main() -> None:
             pointer=dict(type="path"),
             release=dict(type="str"),
             beat_units=dict(type="list", elements="str", default=[]),
+            rq_units=dict(type="list", elements="str", default=[]),
             workers=dict(
                 type="list",
                 elements="dict",

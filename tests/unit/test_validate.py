@@ -228,13 +228,91 @@ CASES = [
         "worker_kind_cron",
         "an app_workers item of kind cron",
         mutations=(edit_vars("app.yml", lambda d: d["app_workers"].append({"name": "nightly", "kind": "cron"})),),
-        expect=(r"app_workers item nightly \(kind cron\) is invalid", r"kind celery or celery-beat"),
+        expect=(r"app_workers item nightly \(kind cron\) is invalid", r"kind celery, celery-beat, rq or rq-scheduler"),
     ),
     Case(
         "two_beats",
         "two celery-beat workers",
         mutations=(edit_vars("app.yml", lambda d: d["app_workers"].append({"name": "beat2", "kind": "celery-beat"})),),
         expect=(r"app_workers declares \S+, \S+ as celery-beat: beat must run exactly once",),
+    ),
+    Case(
+        "rq_workers_ok",
+        "RQ workers (two units of one, a second with a worker class) and one RQ scheduler pass",
+        mutations=(
+            edit_vars(
+                "app.yml",
+                lambda d: d["app_workers"].extend(
+                    [
+                        {"name": "rq", "kind": "rq", "queues": ["default", "emails"], "count": 2},
+                        {
+                            "name": "rq-simple",
+                            "kind": "rq",
+                            "queues": ["low"],
+                            "worker_class": "rq.worker.SimpleWorker",
+                        },
+                        {"name": "rq-scheduler", "kind": "rq-scheduler"},
+                    ]
+                ),
+            ),
+        ),
+        passes=True,
+    ),
+    Case(
+        "rq_worker_bad_fields",
+        "RQ workers without queues, with a concurrency, a zero count, a scheduler with a count, a bad worker class",
+        mutations=(
+            edit_vars(
+                "app.yml",
+                lambda d: d["app_workers"].extend(
+                    [
+                        {"name": "rq-noqueue", "kind": "rq"},
+                        {"name": "rq-conc", "kind": "rq", "queues": ["default"], "concurrency": 4},
+                        {"name": "rq-zero", "kind": "rq", "queues": ["default"], "count": 0},
+                        {"name": "rq-sched", "kind": "rq-scheduler", "count": 2},
+                        {"name": "rq-class", "kind": "rq", "queues": ["default"], "worker_class": "not a class"},
+                        {"name": "rq-strq", "kind": "rq", "queues": "default"},
+                    ]
+                ),
+            ),
+        ),
+        expect=(
+            r"app_workers item rq-noqueue \(kind rq\) needs queues",
+            r"app_workers item rq-conc \(kind rq\) sets concurrency, which RQ has not",
+            r"app_workers item rq-zero \(kind rq\) count \(0\) is invalid",
+            r"app_workers item rq-sched \(kind rq-scheduler\) count \(2\) is invalid: an rq-scheduler runs once",
+            r"app_workers item rq-class \(kind rq\) worker_class \(not a class\) must be a dotted Python path",
+            r"app_workers item rq-strq \(kind rq\) queues \(default\) must be a list",
+        ),
+    ),
+    Case(
+        "two_rq_schedulers",
+        "two rq-scheduler workers",
+        mutations=(
+            edit_vars(
+                "app.yml",
+                lambda d: d["app_workers"].extend(
+                    [{"name": "rq-sched", "kind": "rq-scheduler"}, {"name": "rq-sched2", "kind": "rq-scheduler"}]
+                ),
+            ),
+        ),
+        expect=(r"app_workers declares rq-sched, rq-sched2 as rq-scheduler: the RQ scheduler must run exactly once",),
+    ),
+    Case(
+        "rq_worker_with_slots",
+        "an RQ worker with blue-green slots: refused naming app_slots",
+        mutations=(
+            edit_vars(
+                "app.yml", lambda d: d["app_workers"].append({"name": "rq", "kind": "rq", "queues": ["default"]})
+            ),
+            edit_vars(
+                "app.yml",
+                lambda d: d.update(
+                    app_slots={"blue": {"group": "app", "port": 8101}, "green": {"group": "app", "port": 8102}}
+                ),
+            ),
+        ),
+        expect=(r"app_workers item rq is kind rq but app_slots is set",),
     ),
     Case(
         "removed_variable_set",

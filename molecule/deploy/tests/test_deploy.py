@@ -16,6 +16,7 @@ the documented rollback variables, and a failed first deploy (last: it leaves no
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -177,6 +178,64 @@ def applied(migration: str) -> int:
     return int(out.stdout.strip())
 
 
+# --------------------------------------------------------------------------- RQ (issue 20, item 2)
+# group_vars/all/rq.yml: an RQ worker `rq` on md-app1 and md-app2, the RQ scheduler on md-app1.
+RQ_UNITS = {"md-app1": ["journal-rq.service", "journal-rq-scheduler.service"], "md-app2": ["journal-rq.service"]}
+RQ_JOBS_FILE = "/tmp/opsbook-hook-rq-jobs"  # noqa: S108 (on the app hosts; hooks/after_switch.yml writes it)
+RQ_PROBE = """
+import datetime, json, os, sys, time
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+redis = Redis.from_url(os.environ["RQ_REDIS_URL"])
+what = sys.argv[1]
+if what == "workers":
+    out = {w.name: {"state": w.get_state(), "queues": w.queue_names()} for w in Worker.all(connection=redis)}
+elif what == "scheduled":  # a job enqueued for 1 s from now, run once the scheduler moved it
+    job = Queue("default", connection=redis).enqueue_in(datetime.timedelta(seconds=1), "journal.rqjobs.sleep", 0)
+    deadline = time.monotonic() + 30
+    while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    out = {"status": job.get_status(), "worker": job.worker_name}
+else:  # jobs: their state, and the failed registry
+    out = {"failed": FailedJobRegistry("default", connection=redis).get_job_ids(), "jobs": {}}
+    for job in Job.fetch_many(sys.argv[2:], connection=redis):
+        out["jobs"][job.id if job else "?"] = job and {
+            "status": job.get_status(), "worker": job.worker_name, "result": job.return_value(),
+            "started": job.started_at.timestamp() if job.started_at else None,
+            "ended": job.ended_at.timestamp() if job.ended_at else None,
+        }
+print(json.dumps(out, default=str))
+"""
+
+
+def rq_probe(*args: str) -> dict:
+    """RQ_PROBE run on md-app1 with the live release's Python and the app's RQ_REDIS_URL (not in argv)."""
+    command = 'set -a; . /srv/journal/shared/env; set +a; exec /srv/journal/current/venv/bin/python -c "$0" "$@"'
+    out = HOSTS["md-app1"].run("sh -ec %s %s " + " ".join(["%s"] * len(args)), command, RQ_PROBE, *args)
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def unit_started(name: str, unit: str) -> float:
+    """When unit's running process started (unix time, microseconds)."""
+    out = HOSTS[name].run("systemctl show -P ActiveEnterTimestamp --timestamp=us+utc %s", unit).stdout.strip()
+    return datetime.datetime.strptime(out, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=datetime.UTC).timestamp()
+
+
+def test_converge_runs_the_rq_workers_and_the_scheduler():
+    """The RQ units run from the release, registered in Redis under <name>@<host>, the scheduler runs jobs."""
+    for name, units in RQ_UNITS.items():
+        for unit in units:
+            service = HOSTS[name].service(unit)
+            assert service.is_enabled and service.is_running, (name, unit)
+    workers = rq_probe("workers")
+    assert {"rq@md-app1", "rq-scheduler@md-app1", "rq@md-app2"} <= workers.keys(), workers
+    assert workers["rq@md-app2"]["queues"] == ["default"] and workers["rq-scheduler@md-app1"]["queues"] == ["default"]
+    assert rq_probe("scheduled")["status"] == "finished"
+
+
 def test_converge_deployed_v1_behind_both_load_balancers():
     release = host_release("md-app1")
     assert release.endswith("-v1") and host_release("md-app2") == release
@@ -268,6 +327,27 @@ def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
                      ("DEPLOY | Mark the nginx upstream server of this host", "md-lb2")):  # fmt: skip
         assert sorted(delegated_changes(result.stdout, task, lb)) == ["md-app1"] * 2 + ["md-app2"] * 2, task
     assert not lock_held()
+
+
+def test_v2_restarted_each_rq_worker_only_after_its_running_job_finished():
+    """The hook kept every RQ worker busy (8 s jobs) when its host restarted: each job finished
+    with its result before its worker's new process started, and no job failed."""
+    ids = HOSTS["md-app1"].file(RQ_JOBS_FILE).content_string.split()
+    ids += HOSTS["md-app2"].file(RQ_JOBS_FILE).content_string.split()
+    assert len(ids) >= 4, ids  # 3 RQ workers: each host's hook enqueued one job per worker
+    seen = rq_probe("jobs", *ids)
+    assert seen["failed"] == [], seen
+    restarted = 0
+    for job_id, job in seen["jobs"].items():
+        assert job and job["status"] == "finished" and job["result"]["seconds"] == 8.0, (job_id, job)
+        worker, _, name = job["worker"].partition("@")
+        started = unit_started(name, f"journal-{worker}.service")
+        if job["started"] < started:  # ran on the worker's process before this one
+            assert job["ended"] <= started + 0.5, (job_id, job, started)
+            # The restart waited for it: the new process started right after the job ended.
+            restarted += started - job["ended"] < 5
+    # Each host's hook waited until its own workers were busy: all 3 were restarted mid-job.
+    assert restarted >= 3, seen
 
 
 def test_rerun_changes_nothing():

@@ -1,8 +1,11 @@
 """What provision promises, checked on the scenario's hosts after converge and idempotence."""
 
+import datetime
+import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +176,164 @@ def test_maintenance_page_on_nginx_and_haproxy():
         assert (
             "Down for maintenance" not in host_for(name).run("curl -s --max-time 5 http://127.0.0.1/articles/").stdout
         )
+
+
+# --------------------------------------------------------------------------- RQ (issue 20, item 2)
+# group_vars/all/rq.yml: `rq` (count 2: journal-rq-1, journal-rq-2; queues default, emails) and
+# `rq-low` (queue low, rq.worker.SimpleWorker) on the worker host, the RQ scheduler on the
+# scheduler host (every RQ queue). Provision leaves them enabled, not running (no release yet);
+# the `rq_release` fixture gives them a minimal release (a virtualenv with RQ from the lab's
+# wheelhouse, one job module) so that they start, register in Redis and drain on restart.
+RQ_HOST = "mp-app1"  # worker, scheduler and broker
+RQ_UNITS = {
+    "journal-rq-1.service": ("rq-1", ["default", "emails"]),
+    "journal-rq-2.service": ("rq-2", ["default", "emails"]),
+    "journal-rq-low.service": ("rq-low", ["low"]),
+    "journal-rq-scheduler.service": ("rq-scheduler", ["default", "emails", "low"]),
+}
+RQ_WHEELS = ("rq-", "redis-", "click-", "croniter-", "python_dateutil-", "six-", "async_timeout-")
+RQ_JOBS = """
+import time
+
+
+def sleep(seconds):
+    started = time.time()
+    time.sleep(seconds)
+    return {"started": started, "ended": time.time()}
+"""
+RQ_PROBE = """
+import json, os, sys, time
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+redis = Redis.from_url(os.environ["RQ_REDIS_URL"])
+if sys.argv[1] == "workers":
+    out = {w.name: {"state": w.get_state(), "queues": w.queue_names()} for w in Worker.all(connection=redis)}
+elif sys.argv[1] == "enqueue":  # one job on queue argv[2], sleeping argv[3] s; returns once a worker runs it
+    job = Queue(sys.argv[2], connection=redis).enqueue("rqprobe.sleep", float(sys.argv[3]))
+    deadline = time.monotonic() + 30
+    while job.get_status(refresh=True) != "started" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job.refresh()
+    out = {"id": job.id, "status": job.get_status(), "worker": job.worker_name}
+else:
+    job = Job.fetch(sys.argv[2], connection=redis)
+    out = {"status": job.get_status(), "result": job.return_value(),
+           "failed": FailedJobRegistry(sys.argv[3], connection=redis).get_job_ids()}
+print(json.dumps(out))
+"""
+
+
+def rq_probe(host, *args: str) -> dict:
+    """RQ_PROBE with the release's Python and RQ_REDIS_URL from the env file (not in argv)."""
+    command = 'set -a; . /srv/journal/shared/env; set +a; exec /srv/journal/current/venv/bin/python -c "$0" "$@"'
+    out = host.run("sh -ec %s %s " + " ".join(["%s"] * len(args)), command, RQ_PROBE, *args)
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def active_since(host, unit: str) -> float:
+    """When unit's running process started (unix time, microseconds)."""
+    out = host.run("systemctl show -P ActiveEnterTimestamp --timestamp=us+utc %s", unit).stdout.strip()
+    return datetime.datetime.strptime(out, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=datetime.UTC).timestamp()
+
+
+def test_rq_units_written_enabled_and_waiting_for_a_release():
+    host = host_for(RQ_HOST)
+    for unit, (name, queues) in RQ_UNITS.items():
+        text = host.file(f"/etc/systemd/system/{unit}").content_string
+        assert host.service(unit).is_enabled, unit
+        assert not host.service(unit).is_running, unit  # no release yet: the condition holds it back
+        assert host.run("systemctl is-failed %s", unit).stdout.strip() != "failed", unit
+        exec_start = re.search(r"^ExecStart=(.*?)(?<!\\)$", text, re.MULTILINE | re.DOTALL).group(1)
+        words = exec_start.replace("\\\n", " ").split()
+        assert words[:2] == ["/srv/journal/current/venv/bin/rq", "worker"], words
+        assert words[words.index("--name") + 1] == f"{name}@%H" and words[-len(queues) :] == queues, words
+        assert ("--with-scheduler" in words) is (name == "rq-scheduler"), words
+        assert ("--worker-class" in words) is (name == "rq-low"), words
+        # Warm shutdown: SIGTERM to `rq worker` alone (its work horse keeps running the job).
+        for line in (
+            "KillSignal=SIGTERM",
+            "KillMode=mixed",
+            "TimeoutStopSec=300",
+            "EnvironmentFile=/srv/journal/shared/env",
+        ):
+            assert line in text.splitlines(), (unit, line)
+        assert "redis://" not in text and "--url" not in words, unit  # the URL is in the env file only
+    # Only the scheduler host has the scheduler; the rq workers are on worker hosts only.
+    for name in in_group("app"):
+        if name not in in_group("worker"):
+            assert not host_for(name).file("/etc/systemd/system/journal-rq-1.service").exists
+
+
+@pytest.fixture(scope="module")
+def rq_release():
+    """A minimal release at /srv/journal/current for the RQ units; removed afterwards."""
+    host = host_for(RQ_HOST)
+    v = host.ansible.get_variables()
+    wheelhouse = Path.home() / ".cache" / "opsbook" / "wheelhouse"
+    wheels = [p for p in wheelhouse.glob("*.whl") if p.name.startswith(RQ_WHEELS)]
+    assert any(p.name.startswith("rq-") for p in wheels), f"no RQ wheel in {wheelhouse}"
+    release = "/srv/journal/releases/rqprobe"
+    assert host.run("mkdir -p /tmp/rqwheels %s", release).rc == 0
+    for wheel in wheels:
+        subprocess.run(["docker", "cp", str(wheel), f"{RQ_HOST}:/tmp/rqwheels/"], check=True, capture_output=True)
+    setup = host.run(
+        "python3 -m venv %s/venv && %s/venv/bin/pip install -q --no-index --find-links /tmp/rqwheels rq"
+        " && printf %%s %s > %s/rqprobe.py && chown -R journal:journal %s"
+        " && ln -sfn releases/rqprobe /srv/journal/current",
+        release, release, RQ_JOBS, release, release,
+    )  # fmt: skip
+    assert setup.rc == 0, setup.stderr
+    url = f"redis://:{v['vault_app_redis_password']}@{in_group('broker')[0]}:6379/0"
+    # The password goes in on stdin into the 0600 env file: never in a command line.
+    subprocess.run(
+        ["docker", "exec", "-i", RQ_HOST, "sh", "-c", "umask 077; cat > /srv/journal/shared/env"],
+        input=f'RQ_REDIS_URL="{url}"\n'.encode(),
+        check=True,
+    )
+    units = " ".join(["%s"] * len(RQ_UNITS))
+    started = host.run(f"systemctl start {units}", *RQ_UNITS)
+    assert started.rc == 0, started.stderr
+    yield host
+    host.run(f"systemctl stop {units}", *RQ_UNITS)
+    host.run("rm -rf /srv/journal/current %s /srv/journal/shared/env /tmp/rqwheels", release)
+
+
+def test_rq_workers_run_and_register_in_redis(rq_release):
+    host = rq_release
+    deadline = time.monotonic() + 60
+    while True:
+        workers = rq_probe(host, "workers")
+        if {f"{name}@{RQ_HOST}" for name, _ in RQ_UNITS.values()} <= workers.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    for unit, (name, queues) in RQ_UNITS.items():
+        assert host.service(unit).is_running, unit
+        assert workers[f"{name}@{RQ_HOST}"]["queues"] == queues, workers
+        assert workers[f"{name}@{RQ_HOST}"]["state"] == "idle", workers
+    low = host.run("systemctl show -P MainPID journal-rq-low.service").stdout.strip()
+    assert "\0--worker-class\0rq.worker.SimpleWorker\0" in host.file(f"/proc/{low}/cmdline").content_string
+    # The worker runs as the app user, and no secret is in its command line.
+    pid = host.run("systemctl show -P MainPID journal-rq-1.service").stdout.strip()
+    assert host.run("stat -c %%U /proc/%s", pid).stdout.strip() == "journal"
+    assert "redis://" not in host.run("cat /proc/%s/cmdline", pid).stdout
+
+
+@pytest.mark.parametrize("queue", ["emails", "low"])  # a forking worker, then SimpleWorker (no work horse)
+def test_a_restarted_rq_worker_finishes_its_running_job_first(rq_release, queue):
+    host = rq_release
+    job = rq_probe(host, "enqueue", queue, "6")
+    assert job["status"] == "started", job
+    unit = f"journal-{job['worker'].split('@')[0]}.service"
+    started = time.monotonic()
+    assert host.run("systemctl restart %s", unit).rc == 0  # as the deploy restarts it
+    waited = time.monotonic() - started
+    done = rq_probe(host, "result", job["id"], queue)
+    assert done["status"] == "finished" and done["failed"] == [], done
+    # The restart returned only once the job was done: its new process started after.
+    assert waited > 3, waited
+    new_start = active_since(host, unit)
+    assert new_start >= done["result"]["ended"] - 0.5, (new_start, done)
+    assert host.service(unit).is_running
