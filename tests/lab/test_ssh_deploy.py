@@ -49,6 +49,10 @@ def served_version() -> str:
 
 
 def test_lab_wrote_known_hosts_from_each_containers_own_key(lab):
+    assert (STATE / "known_hosts").is_file(), (
+        f"scripts/lab.sh up wrote no {STATE}/known_hosts: were the containers made from an image "
+        "without sshd? Recreate the lab (scripts/lab.sh down; scripts/lab.sh up)"
+    )
     known = (STATE / "known_hosts").read_text().splitlines()
     keys = {}
     for line in known:
