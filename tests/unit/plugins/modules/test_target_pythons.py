@@ -1,13 +1,13 @@
-"""Every module imports and runs on the target Pythons tests/config.yml declares (>=3.9).
+"""Every module imports and runs on each target Python tests/config.yml allows (>=3.9): 3.9 to 3.13.
 
-Containers from Debian root filesystems (scripts/target-pythons.sh, cached in $OPSBOOK_CACHE):
-bullseye's Python 3.9, trixie's 3.13, and the systemd image's bookworm 3.11. One ansible-playbook
-run over the three (community.docker.docker connection, ansible_python_interpreter set) ships each
-module with AnsiballZ as a real run does: every module is imported and answers {} with its own
-argument check, in the words it uses in-process on the controller (an import error would be
-reported in its own words instead), and deploy_lock
+Containers from root filesystems made by scripts/target-pythons.sh (cached in $OPSBOOK_CACHE):
+Debian bullseye (3.9), Ubuntu jammy (3.10), Ubuntu noble (3.12), Debian trixie (3.13), and the
+lab's systemd image (bookworm, 3.11). One ansible-playbook run over the five (community.docker.docker
+connection, ansible_python_interpreter set) ships each module with AnsiballZ as a real run does:
+every module is imported and answers {} with its own argument check, in the words it uses
+in-process on the controller (an import error is reported in other words), and deploy_lock
 (take, refuse, release), backup_rotate (check mode, manifest times with a trailing Z) and
-deploy_record run for real. Debian has no 3.10 or 3.12 (docs/testing.md).
+deploy_record run for real. docs/development.md#target-pythons.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ MODULES = sorted(
 # host -> (image or Debian suite, interpreter, the version it must report)
 TARGETS = {
     "py39": ("bullseye", "/usr/bin/python3.9", "3.9"),
+    "py310": ("jammy", "/usr/bin/python3.10", "3.10"),
     "py311": (os.environ.get("OPSBOOK_SYSTEMD_IMAGE", "opsbook/systemd:bookworm"), "/usr/bin/python3.11", "3.11"),
+    "py312": ("noble", "/usr/bin/python3.12", "3.12"),
     "py313": ("trixie", "/usr/bin/python3.13", "3.13"),
 }
 WORK = "/tmp/opsbook-target"
@@ -251,7 +253,7 @@ def test_every_module_imports_and_runs_on_each_target_python(targets, tmp_path):
             **os.environ,
             "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "playbooks" / "collections"),
             "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORKS": "3",
+            "ANSIBLE_FORKS": str(len(TARGETS)),
             "ANSIBLE_PIPELINING": "1",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
         },
