@@ -42,6 +42,78 @@ def declared_variables(roles_dir: Path = COLLECTION_ROOT / "roles") -> set[str]:
     return names
 
 
+ROLE_REFERENCE = re.compile(r"opsbook\.webstack\.(\w+)")
+SET_STATS_KEYS = ("ansible.builtin.set_stats", "set_stats")
+
+
+def _tasks(items: Any) -> Iterable[dict[str, Any]]:
+    """Every task of a task list, those inside blocks included."""
+    for task in items if isinstance(items, list) else []:
+        if isinstance(task, dict):
+            yield task
+            for key in ("block", "rescue", "always"):
+                yield from _tasks(task.get(key))
+
+
+def reported_variables(roles_dir: Path = COLLECTION_ROOT / "roles") -> dict[str, str]:
+    """The set_stats keys the roles report, each with the role that reports it.
+
+    AWX passes every set_stats key of a job to the next jobs of a workflow as an extra variable.
+    """
+    keys: dict[str, str] = {}
+    for tasks_file in sorted(roles_dir.glob("*/tasks/*.yml")):
+        for task in _tasks(yaml.safe_load(tasks_file.read_text(encoding="utf-8"))):
+            for module in SET_STATS_KEYS:
+                data = (task.get(module) or {}).get("data") if isinstance(task.get(module), dict) else None
+                for key in data or {}:
+                    keys.setdefault(key, tasks_file.parts[-3])
+    return keys
+
+
+def playbook_files(playbooks: Iterable[Path]) -> list[Path]:
+    """The playbook files and the ones they import."""
+    files = {Path(p).resolve() for p in playbooks if Path(p).is_file()}
+    files |= {Path(play["file"]) for p in playbooks for play in playbook_plays(Path(p))}
+    return sorted(files)
+
+
+def roles_of(playbooks: Iterable[Path], roles_dir: Path = COLLECTION_ROOT / "roles") -> set[str]:
+    """The collection's roles the playbooks use, and the roles those use, by their FQCN."""
+    existing = {p.name for p in roles_dir.iterdir() if p.is_dir()}
+    texts = [p.read_text(encoding="utf-8") for p in playbook_files(playbooks)]
+    found: set[str] = set()
+    while texts:
+        new = {name for text in texts for name in ROLE_REFERENCE.findall(text)} & existing - found
+        found |= new
+        texts = [f.read_text(encoding="utf-8") for role in sorted(new) for f in (roles_dir / role).rglob("*.yml")]
+    return found
+
+
+def readers(
+    names: Iterable[str], playbooks: Iterable[Path], roles_dir: Path = COLLECTION_ROOT / "roles"
+) -> dict[str, str]:
+    """Which of `names` the run's playbooks or their roles read, each with one file that does."""
+    files = playbook_files(playbooks)
+    for role in sorted(roles_of(files, roles_dir)):
+        files += sorted(f for f in (roles_dir / role).rglob("*") if f.is_file())
+    found: dict[str, str] = {}
+    for name in names:
+        word = re.compile(rf"\b{re.escape(name)}\b")
+        for f in files:
+            if word.search(f.read_text(encoding="utf-8", errors="replace")):
+                found[name] = str(f.relative_to(roles_dir.parent)) if f.is_relative_to(roles_dir.parent) else str(f)
+                break
+    return found
+
+
+def describe_reported(name: str, role: str, reader: str) -> str:
+    return (
+        f"'{name}' given with -e is a result the {role} role reports (set_stats), and this run computes its own"
+        f" ({reader}): given with -e it would override that. Leave it out of -e; in an AWX workflow, do not"
+        f" run this playbook right after one that reports {name} (AWX passes set_stats on as extra variables)."
+    )
+
+
 def unknown_variables(given: Iterable[str], known: Iterable[str], prefixes: Iterable[str]) -> list[dict[str, Any]]:
     """The names in `given` that start with one of `prefixes` and are not `known`, each with its closest known names."""
     known = sorted(set(known))
@@ -111,13 +183,22 @@ class ActionModule(ActionBase):
             raise AnsibleError("validate_run needs the variable manager of a play (run it as a task of a play).")
         problems: list[str] = []
 
-        known = declared_variables() | set(args["known_variables"])
-        unknown = unknown_variables(manager.extra_vars, known, args["prefixes"])
-        problems += [describe_unknown(item) for item in unknown]
-
         playbooks = args["playbooks"]
         if playbooks is None:
             playbooks = [os.path.abspath(p) for p in context.CLIARGS.get("args", ())]
+
+        known = declared_variables() | set(args["known_variables"])
+        unknown = unknown_variables(manager.extra_vars, known, args["prefixes"])
+        # A result of an earlier job (AWX passes set_stats on) is fine where nothing of this run reads it.
+        reported = reported_variables()
+        passed_on = [item["name"] for item in unknown if item["name"] in reported]
+        read = readers(passed_on, [Path(p) for p in playbooks]) if passed_on else {}
+        for item in unknown:
+            if item["name"] in read:
+                problems.append(describe_reported(item["name"], reported[item["name"]], read[item["name"]]))
+            elif item["name"] not in reported:
+                problems.append(describe_unknown(item))
+        unknown = [item for item in unknown if item["name"] not in reported or item["name"] in read]
         inventory = manager._inventory
         limit = context.CLIARGS.get("subset")
         plays = []
