@@ -286,6 +286,22 @@ CASES = [
         ),
     ),
     Case(
+        "rq_unit_names_clash",
+        "an rq item with count 2 and a worker named rq-2: both would be journal-rq-2.service",
+        mutations=(
+            edit_vars(
+                "app.yml",
+                lambda d: d["app_workers"].extend(
+                    [
+                        {"name": "rq", "kind": "rq", "queues": ["default"], "count": 2},
+                        {"name": "rq-2", "kind": "rq", "queues": ["low"]},
+                    ]
+                ),
+            ),
+        ),
+        expect=(r"app_workers gives two units the name journal-rq-2\.service: worker names must differ",),
+    ),
+    Case(
         "two_rq_schedulers",
         "two rq-scheduler workers",
         mutations=(
