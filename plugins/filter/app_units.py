@@ -12,7 +12,8 @@ version_added: 0.2.0
 description:
   - Without blue-green (C(app_slots) empty) an app host gets C(<app>.socket) and
     C(<app>.service) running from C(current), a worker host one C(<app>-<worker>.service) per
-    Celery worker, the scheduler host the beat unit.
+    Celery worker and C(count) units per RQ worker (C(<app>-<name>.service), C(<app>-<name>-<n>.service)
+    when C(count) is above 1), the scheduler host the beat unit or the RQ scheduler's.
   - With C(app_slots), every unit is per slot (C(<app>-blue.service), C(<app>-green-worker.service))
     and runs from the slot's pointer (C(app_root/blue)); a slot's web units go on the hosts of its
     group, its workers on those that are also worker hosts, its beat on the first host of its group
@@ -52,7 +53,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Units, each with C(unit), C(kind) (socket, web, worker, beat), C(slot), C(pointer) and C(worker).
+  description: >-
+    Units, each with C(unit), C(kind) (socket, web, worker, beat, rq, rq-scheduler), C(slot), C(pointer)
+    and C(worker); RQ units also C(rq_base) (the worker's name before C(@<host>)) and C(queues).
   type: list
   elements: dict
 """

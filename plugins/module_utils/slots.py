@@ -89,6 +89,40 @@ def _beat_host(group_hosts: list, scheduler_hosts: list) -> str:
     return group_hosts[0] if group_hosts else ""
 
 
+def _rq_units(app_name: str, app_workers: list, in_worker: bool, on_scheduler: bool) -> list[dict]:
+    """`count` units per `kind: rq` item on a worker host (<app>-<name>.service, or
+    <app>-<name>-<n>.service when count > 1; the RQ worker is <name>[-<n>]@<host>), and the
+    `kind: rq-scheduler` item's unit on the scheduler host, on its queues or else every RQ item's."""
+    rq_queues: list = []
+    for worker in app_workers:
+        if worker.get("kind") == "rq":
+            rq_queues += [q for q in worker.get("queues") or [] if q not in rq_queues]
+    units = []
+    for worker in app_workers:
+        kind = worker.get("kind")
+        if kind == "rq" and in_worker:
+            count = int(worker.get("count") or 1)
+            for n in range(1, count + 1):
+                base = worker["name"] if count == 1 else f"{worker['name']}-{n}"
+                units.append(_rq_unit(app_name, kind, worker, base, list(worker["queues"])))
+        elif kind == "rq-scheduler" and on_scheduler:
+            queues = list(worker.get("queues") or rq_queues or ["default"])
+            units.append(_rq_unit(app_name, kind, worker, worker["name"], queues))
+    return units
+
+
+def _rq_unit(app_name: str, kind: str, worker: dict, base: str, queues: list) -> dict:
+    return {
+        "unit": f"{app_name}-{base}.service",
+        "kind": kind,
+        "slot": "",
+        "pointer": "current",
+        "worker": worker,
+        "rq_base": base,
+        "queues": queues,
+    }
+
+
 def host_units(
     host: str,
     app_name: str,
@@ -99,10 +133,12 @@ def host_units(
 ) -> list[dict]:
     """The app's units on one host.
 
-    Each: unit (file name), kind (socket, web, worker, beat), slot ('' without blue-green),
-    pointer (the release pointer the unit runs from: current, blue or green), worker (the
-    app_workers item, {} for web), and for workers and beat celery_name. ``group_names`` maps
-    the roles' group names (app, worker, scheduler) to the inventory's.
+    Each: unit (file name), kind (socket, web, worker, beat, rq, rq-scheduler), slot ('' without
+    blue-green), pointer (the release pointer the unit runs from: current, blue or green), worker
+    (the app_workers item, {} for web), for Celery workers and beat celery_name, for RQ units
+    rq_base (the worker's name before @<host>) and queues. ``group_names`` maps the roles' group
+    names (app, worker, scheduler) to the inventory's. RQ units exist only without slots (validate
+    refuses RQ workers with app_slots).
     """
     names = {"app": "app", "worker": "worker", "scheduler": "scheduler"}
     names.update(group_names or {})
@@ -132,6 +168,8 @@ def host_units(
                         "celery_name": f"{worker['name']}-{slot}" if slot else worker["name"],
                     }
                 )
+        if not slot:
+            units += _rq_units(app_name, app_workers, in_worker, beat_here)
         return units
 
     if not slots:

@@ -164,3 +164,42 @@ def test_nginx_upstream_lists_only_the_active_slot():
     ]
     classic = nginx_upstream(app_backends({}, GROUPS, "app", 8000), "journal")
     assert "server app1:8000 " in classic and "server app2:8000 " in classic
+
+
+RQ_WORKERS = [
+    {"name": "rq", "kind": "rq", "queues": ["high", "default"], "count": 2},
+    {"name": "mail", "kind": "rq", "queues": ["mail", "default"]},
+    {"name": "rqsched", "kind": "rq-scheduler"},
+]
+
+
+def test_rq_units_count_per_worker_host_and_the_scheduler_once():
+    app1 = app_units("app1", "sims", RQ_WORKERS, GROUPS)
+    assert names(app1) == [
+        "sims.socket",
+        "sims.service",
+        "sims-rq-1.service",
+        "sims-rq-2.service",
+        "sims-mail.service",
+        "sims-rqsched.service",
+    ]
+    by_unit = {u["unit"]: u for u in app1}
+    assert by_unit["sims-rq-2.service"]["rq_base"] == "rq-2"
+    assert by_unit["sims-rq-2.service"]["queues"] == ["high", "default"]
+    assert by_unit["sims-mail.service"]["rq_base"] == "mail"
+    # The scheduler without queues of its own takes every RQ worker's, each once, in order.
+    assert by_unit["sims-rqsched.service"]["kind"] == "rq-scheduler"
+    assert by_unit["sims-rqsched.service"]["queues"] == ["high", "default", "mail"]
+    assert all(u["pointer"] == "current" and u["slot"] == "" for u in app1)
+    # app2 is a worker host, not the scheduler.
+    assert "sims-rqsched.service" not in names(app_units("app2", "sims", RQ_WORKERS, GROUPS))
+    assert "sims-rq-1.service" in names(app_units("app2", "sims", RQ_WORKERS, GROUPS))
+    # A host only in app gets no worker.
+    only_web = {**GROUPS, "worker": ["app2"], "scheduler": ["app2"]}
+    assert names(app_units("app1", "sims", RQ_WORKERS, only_web)) == ["sims.socket", "sims.service"]
+
+
+def test_an_rq_scheduler_with_its_own_queues_keeps_them():
+    workers = [{"name": "sched", "kind": "rq-scheduler", "queues": ["cron"]}]
+    assert app_units("app1", "sims", workers, GROUPS)[-1]["queues"] == ["cron"]
+    assert app_units("app1", "sims", [{"name": "s", "kind": "rq-scheduler"}], GROUPS)[-1]["queues"] == ["default"]
