@@ -25,22 +25,25 @@ WORKERS = [
     {"name": "rqsched", "kind": "rq-scheduler"},
 ]
 ROLES = ("provision", "deploy", "restore", "maintenance")
+ROLE_DEFAULTS = ("celery",)
 SHOWN = {
     "provision": "__provision_units | map(attribute='unit') | list",
     "deploy_rq": "__deploy_rq_units",
     "restore_stop": "__restore_units",
     "restore_start": "__restore_start_units",
     "health": "__maintenance_units",
+    "celery_queues": "celery_queues",
 }
 
 
-def render(tmp_path: Path, host: str) -> dict:
+def render(tmp_path: Path, host: str, backend: str = "rq") -> dict:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     groups = {"app": ["app1", "app2"], "worker": ["app1", "app2"], "scheduler": ["app1"]}
     children = {g: {"hosts": {h: local for h in hosts}} for g, hosts in groups.items()}
     inventory = {"all": {"vars": {"app_name": "sims", "app_workers": WORKERS}, "children": children}}
     for name in ("app", "worker", "scheduler", "db", "lb", "broker"):
         inventory["all"]["vars"][f"opsbook_group_{name}"] = name
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     roles = ROOT / "roles"
     play = [
@@ -49,9 +52,8 @@ def render(tmp_path: Path, host: str) -> dict:
             "hosts": host,
             "gather_facts": False,
             "vars": {"deploy_slot": "", "app_slots": {}, "maintenance_active_slot": ""},
-            "vars_files": [
-                str(roles / r / "vars" / "main.yml") for r in ("provision", "deploy", "restore", "maintenance")
-            ],
+            "vars_files": [str(roles / r / "vars" / "main.yml") for r in ROLES]
+            + [str(roles / r / "defaults" / "main.yml") for r in ROLE_DEFAULTS],
             "tasks": [
                 {
                     "name": "Show",
@@ -75,7 +77,8 @@ def render(tmp_path: Path, host: str) -> dict:
     }
     env.pop("ANSIBLE_CONFIG", None)
     result = subprocess.run(
-        [Path(sys.executable).parent / "ansible-playbook", "-i", tmp_path / "hosts.yml", tmp_path / "play.yml"],
+        [Path(sys.executable).parent / "ansible-playbook", "-i", tmp_path / "hosts.yml", tmp_path / "play.yml",
+         "-e", f"celery_backend={backend}"],  # above the role defaults read as vars_files
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     found = re.search(r'"msg": "UNITS=(.*)"\n', result.stdout)
@@ -104,3 +107,8 @@ def test_a_worker_host_gets_rq_workers_but_not_the_scheduler(tmp_path: Path) -> 
     units = render(tmp_path, "app2")
     assert units["deploy_rq"] == ["sims-rq-1.service", "sims-rq-2.service"]
     assert "sims-rqsched.service" not in units["restore_stop"] + units["provision"] + units["health"]
+
+
+def test_celery_yml_inspects_the_queues_of_its_backends_workers(tmp_path: Path) -> None:
+    assert render(tmp_path / "rq", "app1", "rq")["celery_queues"] == ["high", "default"]
+    assert render(tmp_path / "celery", "app1", "celery")["celery_queues"] == ["celery"]
