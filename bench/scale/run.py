@@ -178,6 +178,10 @@ def summary(results: list[dict], meta: dict, out: Path, plot: Path, complete: bo
         if len(ours_pts) >= 2:
             fits[f"ours-{transport}"] = fit(ours_pts)
             fits[f"raw-{transport}"] = fit(raw_pts)
+            # What opsbook adds over the same steps as plain commands, run next to it: less
+            # sensitive to the load of the shared machine, which moves both lines together.
+            fits[f"ours-minus-raw-{transport}"] = fit([(r["hosts"], r["ours"]["seconds"] - r["raw"]["seconds"])
+                                                      for r in base_lines])  # fmt: skip
         series[f"ours {transport}"] = ours_pts
         series[f"raw {transport}"] = raw_pts
     loads = [r["ours"]["load"] for r in results]
