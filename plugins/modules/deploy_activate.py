@@ -24,7 +24,8 @@ description:
     task, up to O(drain_timeout), a warning past it); then restarts the workers and O(web_unit) in one
     C(systemctl restart), one systemd job transaction. A worker's stop is Celery's warm shutdown.
   - C(health) asks O(health_url) every second, up to O(health_timeout) seconds, until
-    O(health_count) answers in a row are HTTP 200 with C(version) O(health_release) and every
+    O(health_count) answers in a row are HTTP 200 with C(version) O(health_release) (or one of
+    O(health_also)) and every
     component C(ok), and every unit in O(health_units) is active. Run on a load balancer with
     only this step, it gates through it (O(health_count) - the app hosts, twice).
   - A failed step stops the run; RV(step) names it. The steps done before it stay done; the
@@ -96,6 +97,14 @@ options:
   health_release:
     description: The release the health endpoint must report as C(version). Default O(release).
     type: str
+  health_also:
+    description:
+      - Other versions the health step accepts besides O(health_release), for a gate through a load
+        balancer whose hosts run one revision under several release names (hosts a deploy found
+        already on the revision keep the release they run).
+    type: list
+    elements: str
+    default: []
   health_count:
     description: Healthy answers needed in a row (round robin through a load balancer).
     type: int
@@ -322,13 +331,13 @@ def ask(url: str) -> dict:
     return seen
 
 
-def gate(url: str, release: str, count: int, units: list[str], timeout: float) -> dict:
-    """Ask until every unit is active and `count` answers in a row are the release, healthy."""
+def gate(url: str, release: str, count: int, units: list[str], timeout: float, also: tuple = ()) -> dict:
+    """Ask until every unit is active and `count` answers in a row are the release (or one of `also`), healthy."""
+    versions = {release, *also}
 
     def healthy(seen: dict) -> bool:
-        return (
-            seen["status"] == 200 and seen["version"] == release and all(v == "ok" for v in seen["components"].values())
-        )
+        components_ok = all(v == "ok" for v in seen["components"].values())
+        return seen["status"] == 200 and seen["version"] in versions and components_ok
 
     deadline = time.monotonic() + timeout
     while True:
@@ -393,6 +402,7 @@ def main() -> None:
             celery_timeout=dict(type="float", default=1.0),
             health_url=dict(type="str", default=""),
             health_release=dict(type="str"),
+            health_also=dict(type="list", elements="str", default=[]),
             health_count=dict(type="int", default=1),
             health_units=dict(type="list", elements="str", default=[]),
             health_timeout=dict(type="float", default=60.0),
@@ -431,7 +441,12 @@ def main() -> None:
             else:
                 url = params["health_url"]
                 result["health"] = gate(
-                    url, release, params["health_count"], params["health_units"], params["health_timeout"]
+                    url,
+                    release,
+                    params["health_count"],
+                    params["health_units"],
+                    params["health_timeout"],
+                    tuple(params["health_also"]),
                 )
                 if not result["health"]["ok"]:
                     raise StepFailed("health", describe_gate(result["health"], url, release, params["health_timeout"]))

@@ -157,6 +157,32 @@ def test_deploy_failing_the_gate_through_lb1_rolls_every_host_back(demo_output):
     assert lab_exec("app1", "test", "-e", "/var/lib/opsbook/journal-deploy.lock", check=False).returncode != 0
 
 
+@pytest.mark.lab
+def test_a_host_behind_the_others_gets_the_ref_and_the_gate_accepts_the_others_release(demo_output):
+    # Scale-out: app1 already runs the ref under its release; app2 serves another revision (its
+    # REVISION says so). app2 alone gets a new release of the ref; the gate through lb1 then sees
+    # both release names of one revision and must pass (it waited for the new name only).
+    rc, _ = demo_output
+    assert rc == 0
+    before = served_version()
+    ref = before.split("-", 1)[1]
+    revision_file = f"/srv/journal/releases/{before}/REVISION"
+    revision = lab_exec("app2", "cat", revision_file).stdout
+    lab_exec("app2", "sh", "-c", f"echo 000000000000 > {revision_file}")
+    try:
+        result, recap = deploy("-e", f"deploy_ref={ref}")
+    finally:
+        lab_exec("app2", "sh", "-c", f"printf %s '{revision.strip()}' > {revision_file}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert lab_exec("app1", "readlink", "/srv/journal/current").stdout.strip() == f"releases/{before}"
+    now = lab_exec("app2", "readlink", "/srv/journal/current").stdout.strip()
+    assert now.startswith("releases/") and now.endswith(f"-{ref}") and now != f"releases/{before}", now
+    # Both hosts on one release again for the tests after this one.
+    back, _ = ansible_playbook("rollback.yml", "-e", f"rollback_release={before}")
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert lab_exec("app2", "readlink", "/srv/journal/current").stdout.strip() == f"releases/{before}"
+
+
 NGINX_MARK = (ROOT / "roles" / "deploy" / "files" / "nginx_mark.py").read_text()
 UPSTREAM = "/etc/nginx/opsbook/journal-upstream.conf"
 BROKEN = "/etc/nginx/conf.d/zz-opsbook-test-broken.conf"

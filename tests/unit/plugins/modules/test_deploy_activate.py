@@ -15,9 +15,12 @@ import pytest
 from module_runner import run_module
 
 
-def gate(url: str, release: str, count: int, timeout: float, units: list[str] | None = None) -> dict:
+def gate(
+    url: str, release: str, count: int, timeout: float, units: list[str] | None = None, also: list[str] | None = None
+) -> dict:
     """The health step alone, as phase_gate.yml runs it on a load balancer; returns what it saw."""
     args = {"steps": ["health"], "health_url": url, "health_release": release, "health_count": count}
+    args["health_also"] = also or []
     result = run_module("deploy_activate", {**args, "health_timeout": timeout, "health_units": units or []})
     seen = result["health"]
     # The module fails exactly when the gate does, naming the step.
@@ -68,6 +71,15 @@ def test_gate_needs_count_in_a_row_and_says_what_it_saw(app):
     assert seen["ok"] is False
     assert time.monotonic() - started >= 2
     assert [a["what"] for a in seen["answers"]][-1] == "HTTP 200 version r0"
+
+
+def test_gate_accepts_the_releases_of_hosts_already_on_the_revision(app):
+    # Scale-out: two hosts kept the release r0 of the same revision, the new ones got r1.
+    app["answers"] = [(200, {"version": "r1", "components": {}}), (200, {"version": "r0", "components": {}})]
+    assert gate(app["url"], "r1", 4, timeout=5, also=["r0"])["ok"] is True
+    # Any other version still fails the gate.
+    app["answers"] = [(200, {"version": "r1", "components": {}}), (200, {"version": "rX", "components": {}})]
+    assert gate(app["url"], "r1", 4, timeout=1, also=["r0"])["ok"] is False
 
 
 def test_gate_fails_a_component_that_is_not_ok(app):
