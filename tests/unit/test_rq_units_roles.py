@@ -35,6 +35,9 @@ SHOWN = {
     "celery_queues": "celery_queues",
 }
 
+# The body of a Jinja dict literal of the names above: 'provision': __provision_units ..., ...
+SHOWN_DICT = ", ".join(f"'{k}': {v}" for k, v in SHOWN.items())
+
 
 def render(tmp_path: Path, host: str, backend: str = "rq") -> dict:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
@@ -57,13 +60,7 @@ def render(tmp_path: Path, host: str, backend: str = "rq") -> dict:
             "tasks": [
                 {
                     "name": "Show",
-                    "ansible.builtin.debug": {
-                        "msg": "UNITS="
-                        + "{{ "
-                        + "{"
-                        + ", ".join(f"'{k}': {v}" for k, v in SHOWN.items())
-                        + "} | to_json }}"
-                    },
+                    "ansible.builtin.debug": {"msg": "UNITS={{ {" + SHOWN_DICT + "} | to_json }}"},
                 }
             ],
         }
