@@ -33,10 +33,18 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "bloat_percent": {"warning": 30, "critical": 60},
     "error_lines": {"warning": 1, "critical": 50},
     "failed": {"warning": 1, "critical": 1},
+    # Query and cache insight (maintenance.yml): waits like query_seconds; a statement's mean
+    # time like seed 000's response time (1 s / 5 s); Redis memory like host memory; the rest ours.
+    "lock_wait_seconds": {"warning": 10, "critical": 60},
+    "statement_mean_ms": {"warning": 1000, "critical": 5000},
+    "redis_memory_percent": {"warning": 80, "critical": 90},
+    "redis_fragmentation_ratio": {"warning": 1.5, "critical": 2.0},
+    "redis_latency_ms": {"warning": 10, "critical": 100},
+    "cache_hit_percent": {"warning": 80, "critical": 50},
 }
 
 # Metrics that are bad when low.
-BELOW = frozenset({"certificate_days"})
+BELOW = frozenset({"certificate_days", "cache_hit_percent"})
 
 
 class HealthError(ValueError):
