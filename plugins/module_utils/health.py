@@ -41,6 +41,9 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "redis_fragmentation_ratio": {"warning": 1.5, "critical": 2.0},
     "redis_latency_ms": {"warning": 10, "critical": 100},
     "cache_hit_percent": {"warning": 80, "critical": 50},
+    # A scheduled job (opsbook.webstack.schedule) whose last run failed, or whose timer is not
+    # waiting: 0 or 1, a warning (the next run may pass; health.yml's own checks say what broke).
+    "schedule_failed": {"warning": 1, "critical": 2},
 }
 
 # Metrics that are bad when low.

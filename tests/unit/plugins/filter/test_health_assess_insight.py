@@ -42,3 +42,8 @@ def test_cache_hit_rate_is_bad_when_low(percent, expected):
 def test_a_hit_rate_warning_below_its_critical_is_refused():
     with pytest.raises(HealthError, match="cache_hit_percent: warning .* must be above critical"):
         thresholds({"cache_hit_percent": {"warning": 40}})
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0, "ok"), (1, "warning")])
+def test_a_failed_scheduled_job_is_a_warning(value, expected):
+    assert one("schedule_failed", value) == expected
