@@ -1,6 +1,6 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Code shared by celery_inspect, celery_control and rq_inspect.
+"""Code shared by celery_inspect, celery_control, rq_inspect and rq_control.
 
 - the common argument spec (documented once in the doc fragment opsbook.webstack.celery);
 - secrets: what to redact from a broker URL, and redaction of any text (messages,
@@ -166,8 +166,10 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNO
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_since(value: str | None, now: datetime.datetime | None = None) -> datetime.datetime | None:
-    """An ISO 8601 time (naive means UTC) or a duration back from now ("90m", "2h", "1d")."""
+def parse_since(
+    value: str | None, now: datetime.datetime | None = None, name: str = "since"
+) -> datetime.datetime | None:
+    """An ISO 8601 time (naive means UTC) or a duration back from now ("90m", "2h", "1d"); name is the option's."""
     if value in (None, ""):
         return None
     now = now or datetime.datetime.now(UTC)
@@ -178,7 +180,7 @@ def parse_since(value: str | None, now: datetime.datetime | None = None) -> date
         parsed = datetime.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValueError(
-            f"since={value!r} is neither an ISO 8601 time (2025-01-31T12:00:00Z) nor a duration (90m, 2h, 1d)"
+            f"{name}={value!r} is neither an ISO 8601 time (2025-01-31T12:00:00Z) nor a duration (90m, 2h, 1d)"
         ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: celery_control
-short_description: Change what Celery workers do - consumers, warm shutdown, drain, requeue of failed tasks
+short_description: Change what Celery workers do - consumers, warm shutdown, drain, requeue or purge of failed tasks
 version_added: "0.1.0"
 description:
   - The mutating side of M(opsbook.webstack.celery_inspect), through the broker with a bare Celery app
@@ -22,6 +22,9 @@ description:
   - C(requeue_failed) reads failed tasks recorded by django-celery-results (with C(result_extended) on)
     from its PostgreSQL table, by task name, since a time, with a limit, and sends each again with the
     same name, arguments and keyword arguments.
+  - C(purge_failed) deletes failed tasks (C(status = 'FAILURE') rows) from the django-celery-results
+    table, optionally only those done before O(older_than) and of O(task_names), in one transaction, and
+    returns the count before and after. It does not talk to the broker or the workers.
   - A named worker that does not answer is unknown; the module changes nothing and fails rather than
     act on a partial view (except C(shutdown), which warns and leaves it alone).
   - In check mode nothing is sent to the workers and nothing is requeued; the result says what would be done.
@@ -33,7 +36,7 @@ options:
       - What to do. See the description.
     type: str
     required: true
-    choices: [cancel_consumer, add_consumer, shutdown, drain, requeue_failed]
+    choices: [cancel_consumer, add_consumer, shutdown, drain, requeue_failed, purge_failed]
   queues:
     description:
       - Queues to cancel or add (required for C(cancel_consumer) and C(add_consumer)).
@@ -64,12 +67,19 @@ options:
     description:
       - For C(requeue_failed), the task names to requeue (C(certificates.tasks.generate_certificate)).
         Omit to requeue failed tasks of every name (then O(since) is required).
+      - For C(purge_failed), only failed tasks of these names; omit for every name.
     type: list
     elements: str
   since:
     description:
       - For C(requeue_failed), only tasks that failed at or after this time. An ISO 8601 time
         (C(2025-01-31T12:00:00Z); without a zone, UTC) or a duration back from now (C(90m), C(2h), C(1d)).
+    type: str
+  older_than:
+    description:
+      - For C(purge_failed), only tasks that failed before this time. A duration back from now
+        (C(90m), C(2h), C(7d)) or an ISO 8601 time (without a zone, UTC). Omit to purge every failed task
+        (of O(task_names)).
     type: str
   limit:
     description:
@@ -84,7 +94,8 @@ options:
     type: str
   result_db:
     description:
-      - For C(requeue_failed), the PostgreSQL database of the django-celery-results backend.
+      - For C(requeue_failed) and C(purge_failed) (required), the PostgreSQL database of the
+        django-celery-results backend.
         Unset connection options fall back to libpq's environment variables and C(~/.pgpass).
     type: dict
     suboptions:
@@ -95,7 +106,7 @@ options:
         description: Port.
         type: int
       user:
-        description: Role to connect as. Only SELECT on the table is needed.
+        description: Role to connect as. C(requeue_failed) needs SELECT on the table, C(purge_failed) also DELETE.
         type: str
       password:
         description: Password of O(result_db.user).
@@ -121,13 +132,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reads the workers' state (and the result table) and reports what would be done; sends nothing.
+    details: Reads the workers' state (and the result table) and reports what would be done; sends and deletes nothing.
   diff_mode:
     support: none
   platform:
     platforms: posix
 requirements:
-  - psycopg (3.x) for C(requeue_failed)
+  - psycopg (3.x) for C(requeue_failed) and C(purge_failed)
 notes:
   - C(requeue_failed) gives each resent task the id C(uuid5(NAMESPACE_URL, "opsbook:requeue:<failed id>")),
     and skips a failed task whose resent copy already has a row in the table, so running it twice does not
@@ -136,6 +147,10 @@ notes:
   - Arguments are read from C(task_args) and C(task_kwargs), which hold Celery's C(argsrepr) and
     C(kwargsrepr) for task protocol 2. A task sent with a custom or shortened C(argsrepr) cannot be
     resent faithfully and is skipped with the reason.
+  - C(purge_failed) does not ask for a confirmation; the playbook that runs it should
+    (C(playbooks/celery.yml) wants C(celery_purge_confirm) equal to the app's database name).
+    A Redis result backend (C(celery-task-meta-*) keys) expires results by itself after
+    C(result_expires), one day by default; this module does not purge it.
   - C(drain) leaves the workers running without consumers; a restart (or C(add_consumer)) brings the
     consumers back.
 seealso:
@@ -185,6 +200,18 @@ EXAMPLES = r"""
       dbname: journal
       user: journal
       password: "{{ vault_journal_db_password }}"
+
+- name: CELERY | Delete failed task results older than a week
+  opsbook.webstack.celery_control:
+    broker_url: "{{ app_broker_url }}"
+    action: purge_failed
+    older_than: 7d
+    result_db:
+      host: db1
+      dbname: journal
+      user: journal
+      password: "{{ vault_journal_db_password }}"
+  register: celery_register_purge
 """
 
 RETURN = r"""
@@ -270,6 +297,34 @@ more:
   returned: when action is requeue_failed
   type: bool
   sample: false
+failed_before:
+  description: C(FAILURE) rows in the result table before the purge (every task name).
+  returned: when action is purge_failed
+  type: int
+  sample: 12
+purged_count:
+  description: Rows deleted (in check mode, that would be).
+  returned: when action is purge_failed
+  type: int
+  sample: 9
+failed_after:
+  description: C(FAILURE) rows left after the purge (in check mode, the count now).
+  returned: when action is purge_failed
+  type: int
+  sample: 3
+purged:
+  description: The first 20 tasks deleted (would be in check mode), oldest first.
+  returned: when action is purge_failed
+  type: list
+  elements: dict
+  sample:
+    - {task_id: 0c6b1e52-8a43-4e0e-b5a5-77f2d1c0b9e3, task_name: certificates.tasks.generate_certificate,
+       date_done: "2025-01-24T12:03:44.120000+00:00"}
+older_than:
+  description: The O(older_than) time as used, in UTC.
+  returned: when action is purge_failed and older_than is set
+  type: str
+  sample: "2025-01-24T12:00:00+00:00"
 since:
   description: The O(since) time as used, in UTC.
   returned: when action is requeue_failed and since is set
@@ -324,7 +379,8 @@ except ImportError:
     HAS_PSYCOPG = False
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
 
-ACTIONS = ["cancel_consumer", "add_consumer", "shutdown", "drain", "requeue_failed"]
+ACTIONS = ["cancel_consumer", "add_consumer", "shutdown", "drain", "requeue_failed", "purge_failed"]
+PURGE_LISTED = 20
 REQUEUE_NAMESPACE = uuid.NAMESPACE_URL
 
 
@@ -338,6 +394,7 @@ def argument_spec() -> dict:
         fail_on_timeout=dict(type="bool", default=True),
         task_names=dict(type="list", elements="str"),
         since=dict(type="str"),
+        older_than=dict(type="str"),
         limit=dict(type="int", default=100),
         requeue_queue=dict(type="str"),
         result_db=dict(
@@ -429,10 +486,7 @@ def requeue_failed(module: AnsibleModule, broker: CeleryBroker, result: dict) ->
     params = module.params
     if not HAS_PSYCOPG:
         raise Failure(missing_required_lib("psycopg"))
-    db = dict(params["result_db"] or {})
-    table = db.pop("table", None) or "django_celery_results_taskresult"
-    conninfo = {k: v for k, v in db.items() if v is not None}
-    conninfo.setdefault("application_name", "opsbook.celery_control")
+    conninfo, table = result_conninfo(params)
     since = parse_since(params["since"])
     if since is not None:
         result["since"] = since.astimezone(UTC).isoformat()
@@ -468,6 +522,75 @@ def requeue_failed(module: AnsibleModule, broker: CeleryBroker, result: dict) ->
         broker.send_task(item["task_name"], item["args"], item["kwargs"], item["new_task_id"], params["requeue_queue"])
 
 
+def result_conninfo(params: dict) -> tuple[dict, str]:
+    """(psycopg connection arguments, table) from result_db."""
+    db = dict(params["result_db"] or {})
+    table = db.pop("table", None) or "django_celery_results_taskresult"
+    conninfo = {k: v for k, v in db.items() if v is not None}
+    conninfo.setdefault("application_name", "opsbook.celery_control")
+    return conninfo, table
+
+
+def purge_failed(module: AnsibleModule, result: dict) -> None:
+    """DELETE the FAILURE rows (before older_than, of task_names) in one transaction; counts before and after."""
+    params = module.params
+    if not HAS_PSYCOPG:
+        raise Failure(missing_required_lib("psycopg"))
+    conninfo, table = result_conninfo(params)
+    cutoff = parse_since(params["older_than"], name="older_than")
+    if cutoff is not None:
+        result["older_than"] = cutoff.astimezone(UTC).isoformat()
+    identifier = sql.Identifier(*table.split("."))
+    where = [sql.SQL("status = 'FAILURE'")]
+    values: list = []
+    if params["task_names"]:
+        where.append(sql.SQL("task_name = ANY(%s)"))
+        values.append(list(params["task_names"]))
+    if cutoff is not None:
+        where.append(sql.SQL("date_done < %s"))
+        values.append(cutoff)
+    matched = sql.SQL(" AND ").join(where)
+    count_all = sql.SQL("SELECT count(*) FROM {table} WHERE status = 'FAILURE'").format(table=identifier)
+    try:
+        with psycopg.connect(**conninfo) as conn:
+            with conn.cursor() as cur:
+                cur.execute(count_all)
+                before = cur.fetchone()[0]
+                if module.check_mode:
+                    cur.execute(
+                        sql.SQL("SELECT task_id, task_name, date_done FROM {table} WHERE {where}").format(
+                            table=identifier, where=matched
+                        ),
+                        values,
+                    )
+                else:
+                    cur.execute(
+                        sql.SQL("DELETE FROM {table} WHERE {where} RETURNING task_id, task_name, date_done").format(
+                            table=identifier, where=matched
+                        ),
+                        values,
+                    )
+                rows = sorted(cur.fetchall(), key=lambda r: (r[2] or datetime.datetime.min.replace(tzinfo=UTC), r[0]))
+                cur.execute(count_all)
+                after = cur.fetchone()[0]
+            if module.check_mode:
+                conn.rollback()
+            else:
+                conn.commit()
+    except psycopg.Error as exc:
+        raise Failure(f"cannot purge failed tasks from {table}: {exc.__class__.__name__}: {exc}") from None
+    result.update(
+        failed_before=before,
+        purged_count=len(rows),
+        failed_after=after,
+        purged=[
+            {"task_id": task_id, "task_name": name, "date_done": _iso(done)}
+            for task_id, name, done in rows[:PURGE_LISTED]
+        ],
+    )
+    result["changed"] = bool(rows)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -480,6 +603,7 @@ def main() -> None:
             ("action", "add_consumer", ["queues"]),
             ("action", "shutdown", ["destination"]),
             ("action", "requeue_failed", ["task_names", "since"], True),
+            ("action", "purge_failed", ["result_db"]),
         ],
     )
     if not HAS_CELERY:
@@ -504,16 +628,20 @@ def main() -> None:
     failure = None
     trace = None
     try:
-        broker.connect()
-        controller = Controller(module, broker, result)
-        if action in ("cancel_consumer", "add_consumer"):
-            controller.consumers(action)
-        elif action == "drain":
-            controller.drain()
-        elif action == "shutdown":
-            controller.shutdown()
+        if action == "purge_failed":
+            # Only the result table: the broker and the workers are not involved.
+            purge_failed(module, result)
         else:
-            requeue_failed(module, broker, result)
+            broker.connect()
+            controller = Controller(module, broker, result)
+            if action in ("cancel_consumer", "add_consumer"):
+                controller.consumers(action)
+            elif action == "drain":
+                controller.drain()
+            elif action == "shutdown":
+                controller.shutdown()
+            else:
+                requeue_failed(module, broker, result)
     except (Failure, BrokerError, ValueError) as exc:
         failure = str(exc)
     except Exception as exc:

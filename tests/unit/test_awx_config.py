@@ -76,6 +76,11 @@ CONFIRMATIONS = {
         "harmless": None,
         "code": ("playbooks/rollback.yml", "rollback_confirm | default('') == app_db_name"),
     },
+    "celery_purge_confirm": {
+        "gate": "celery_action",
+        "harmless": None,
+        "code": ("roles/celery/tasks/main.yml", "celery_purge_confirm | string == __celery_purge_target"),
+    },
 }
 
 # AWX passes a job's set_stats to the next nodes of a workflow as extra variables, and every playbook
@@ -347,7 +352,7 @@ def test_the_destructive_templates_are_the_ones_expected():
         for name, t in templates().items()
         if any(v in survey(t) and survey(t)[v].get("required") for v in CONFIRMATIONS)
     }
-    assert asked == {"opsbook restore", "opsbook rollback with database", "opsbook maintenance"}
+    assert asked == {"opsbook restore", "opsbook rollback with database", "opsbook maintenance", "opsbook celery"}
 
 
 def set_stats_keys(playbook: str) -> set[str]:

@@ -16,6 +16,7 @@ pytest.register_assert_rewrite(FIXTURES)
 pytest_plugins = [FIXTURES]
 
 from celery_fixtures import (  # noqa: E402  (after pytest_plugins, which must be module level and first)
+    JOURNAL_READER,
     assert_secret_free,
     node,
     run_module,
@@ -253,6 +254,100 @@ def test_requeue_reports_database_errors_without_secrets(journal_stack):
     assert result.failed
     assert result.msg.startswith("cannot read failed tasks from django_celery_results_taskresult: OperationalError")
     assert_secret_free(result, "wrong-Secret-123", journal_stack.reader_password)
+
+
+def fail_certificates(stack, count: int) -> list[str]:
+    """count certificate generations for certificates that do not exist: the worker records each as FAILURE."""
+    ids = [send(stack.broker_url, CERTIFICATE_TASK, (str(uuid.uuid4()),)) for _ in range(count)]
+    wait_until(
+        lambda: (
+            stack.rows(
+                "SELECT count(*) FROM django_celery_results_taskresult WHERE task_id = ANY(%s) AND status = 'FAILURE'",
+                [ids],
+            )
+            == [(count,)]
+        ),
+        30,
+        f"{count} failures recorded",
+    )
+    return ids
+
+
+def failures(stack) -> set[str]:
+    rows = stack.rows("SELECT task_id FROM django_celery_results_taskresult WHERE status = 'FAILURE'")
+    return {task_id for (task_id,) in rows}
+
+
+def test_purge_failed_deletes_old_failures_with_counts(journal_stack):
+    stack = journal_stack
+    old = fail_certificates(stack, 2)
+    cutoff = datetime.datetime.now(datetime.UTC).isoformat()
+    time.sleep(0.05)
+    new = fail_certificates(stack, 2)
+    ok = send(stack.broker_url, "articles.tasks.slow_task", (0,))
+    wait_until(
+        lambda: (
+            stack.rows("SELECT status FROM django_celery_results_taskresult WHERE task_id = %s", [ok]) == [("SUCCESS",)]
+        ),
+        30,
+        "a successful task recorded",
+    )
+    before = failures(stack)
+    assert set(old + new) <= before
+    older = before - set(new)  # failures of other tests are older too
+    args = {"older_than": cutoff, "result_db": stack.result_db()}
+
+    denied = control(stack.broker_url, "purge_failed", **args)  # the reader may only SELECT
+    assert denied.failed
+    assert denied.msg.startswith(
+        "cannot purge failed tasks from django_celery_results_taskresult: InsufficientPrivilege"
+    ), denied.msg
+    assert failures(stack) == before
+
+    stack.rows(f"GRANT DELETE ON django_celery_results_taskresult TO {JOURNAL_READER}")
+    try:
+        preview = control(stack.broker_url, "purge_failed", check_mode=True, **args)
+        assert not preview.failed, preview.msg
+        assert preview.changed
+        assert (preview["failed_before"], preview["purged_count"], preview["failed_after"]) == (
+            len(before),
+            len(older),
+            len(before),
+        )
+        assert {p["task_id"] for p in preview["purged"]} == older
+        assert failures(stack) == before, "check mode deleted rows"
+
+        done = control(stack.broker_url, "purge_failed", **args)
+        assert not done.failed, done.msg
+        assert done.changed
+        assert (done["failed_before"], done["purged_count"], done["failed_after"]) == (
+            len(before),
+            len(older),
+            len(new),
+        )
+        assert done["older_than"] == datetime.datetime.fromisoformat(cutoff).isoformat()
+        assert failures(stack) == set(new)
+        assert stack.rows("SELECT status FROM django_celery_results_taskresult WHERE task_id = %s", [ok]) == [
+            ("SUCCESS",)
+        ], "a successful result was deleted"
+
+        again = control(stack.broker_url, "purge_failed", **args)
+        assert not again.failed and not again.changed and again["purged_count"] == 0
+
+        bad = control(stack.broker_url, "purge_failed", older_than="a week", result_db=stack.result_db())
+        assert bad.failed and bad.msg.startswith("older_than='a week' is neither"), bad.msg
+
+        rest = control(stack.broker_url, "purge_failed", result_db=stack.result_db())
+        assert not rest.failed and (rest["purged_count"], rest["failed_after"]) == (len(new), 0)
+        assert failures(stack) == set()
+        assert_secret_free(rest, stack.reader_password, stack.postgres.password)
+    finally:
+        stack.rows(f"REVOKE DELETE ON django_celery_results_taskresult FROM {JOURNAL_READER}")
+
+
+def test_purge_failed_needs_the_result_database(celery_redis):
+    result = control(celery_redis.url, "purge_failed", older_than="7d")
+    assert result.failed and "result_db" in result.msg, result.msg
 
 
 def test_rabbitmq_cancel_consumer_seen_by_the_broker(rabbitmq_server, rabbit_worker):

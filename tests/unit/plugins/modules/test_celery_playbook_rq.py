@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from rq import Queue
+from rq.registry import FailedJobRegistry
 
 import helpers
 
@@ -104,4 +105,37 @@ def test_requeue_runs_a_failed_job_again(inventory, rq_redis):
     assert result.returncode == 0, result.stdout[-4000:]
     assert stats["rq"]["requeued"] >= 1
     wait_until(lambda: client.get(key) == b"2", 30, "the requeued job to run again")
+    assert rq_redis.password not in result.stdout + result.stderr
+
+
+def test_purge_failed_needs_the_queue_name_and_counts(inventory, rq_redis):
+    client = rq_redis.client()
+    jobs = [Queue(QUEUE, connection=client).enqueue("rq_testjobs.fail", f"purge {i}") for i in range(3)]
+    registry = FailedJobRegistry(QUEUE, connection=client)
+    wait_until(lambda: all(client.zscore(registry.key, j.id) is not None for j in jobs), 30, "three failed jobs")
+    failed = registry.get_job_count(cleanup=False)
+    assert failed >= 3
+
+    refused, _ = playbook(inventory, "-e", "celery_action=purge_failed", "-e", "celery_purge_confirm=yes")
+    assert refused.returncode != 0
+    assert f"set celery_purge_confirm={QUEUE} to do it (celery_purge_confirm is 'yes')" in refused.stdout
+    assert registry.get_job_count(cleanup=False) == failed, "a refused purge removed jobs"
+
+    confirm = ("-e", "celery_action=purge_failed", "-e", f"celery_purge_confirm={QUEUE}")
+    check, stats = playbook(inventory, "--check", *confirm)
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert stats["celery_purge"] == {
+        "failed_before": failed,
+        "purged": failed,
+        "failed_after": failed,
+        "older_than": "",
+    }
+    assert registry.get_job_count(cleanup=False) == failed, "check mode removed jobs"
+
+    result, stats = playbook(inventory, *confirm)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert stats["celery_purge"] == {"failed_before": failed, "purged": failed, "failed_after": 0, "older_than": ""}
+    assert stats["rq"]["purge"] == {QUEUE: {"before": failed, "purged": failed, "after": 0}}
+    assert registry.get_job_count(cleanup=False) == 0
+    assert not any(client.exists(f"rq:job:{j.id}") for j in jobs)
     assert rq_redis.password not in result.stdout + result.stderr

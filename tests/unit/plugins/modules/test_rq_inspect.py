@@ -1,10 +1,8 @@
-"""opsbook.webstack.rq_inspect against a real Redis and a real `rq worker`."""
+"""opsbook.webstack.rq_inspect against a real Redis and a real `rq worker` (rq_control: test_rq_control.py)."""
 
 from __future__ import annotations
 
 import datetime
-import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -53,6 +51,13 @@ def wait_busy(client, job_id: str) -> None:
     wait_until(
         lambda: client.hget(f"rq:worker:{WORKER}", "current_job") == job_id.encode(), 15, f"{WORKER} to run {job_id}"
     )
+
+
+def test_changing_options_are_refused(rq_redis):
+    """rq_inspect only reads: the actions live in rq_control."""
+    result = rq(rq_redis.url, action="drain")
+    assert result.failed and "Unsupported parameters" in result.msg and "action" in result.msg
+    assert rq(rq_redis.url)["suspended"] is False
 
 
 def test_inspect_reads_everything_without_side_effects(rq_redis, rq_worker, client):
@@ -107,65 +112,6 @@ def test_inspect_reads_everything_without_side_effects(rq_redis, rq_worker, clie
     client.srem("rq:workers", "rq:worker:ghost")
     client.delete(FailedJobRegistry("q_rq", connection=client).key)
     wait_until(lambda: worker_state(client) == "idle", 15, f"{WORKER} idle again")
-
-
-def test_requeue_failed_job_runs_it_again(rq_redis, rq_worker, client):
-    counter = f"flaky:{uuid.uuid4()}"
-    job = Queue("q_rq2", connection=client).enqueue("rq_testjobs.flaky", counter)
-    failed_key = FailedJobRegistry("q_rq2", connection=client).key
-    wait_until(lambda: client.zscore(failed_key, job.id), 15, "the flaky job to fail")
-    assert client.get(counter) == b"1"
-
-    preview = rq(rq_redis.url, action="requeue_failed", queues=["q_rq2"], since="10m", check_mode=True)
-    assert not preview.failed, preview.msg
-    assert preview.changed and [r["id"] for r in preview["requeued"]] == [job.id]
-    time.sleep(0.5)
-    assert client.zscore(failed_key, job.id) is not None and client.get(counter) == b"1", "check mode requeued"
-
-    done = rq(rq_redis.url, action="requeue_failed", queues=["q_rq2"], since="10m")
-    assert not done.failed, done.msg
-    assert done.changed and done["requeued"] == preview["requeued"]
-    wait_until(lambda: client.hget(f"rq:job:{job.id}", "status") == b"finished", 15, "the requeued job to finish")
-    assert client.get(counter) == b"2"
-    assert client.zscore(failed_key, job.id) is None
-    assert done["queues"]["q_rq2"]["failed"] == 0
-
-    again = rq(rq_redis.url, action="requeue_failed", queues=["q_rq2"])
-    assert not again.failed and not again.changed and again["requeued"] == []
-
-
-def test_drain_suspends_waits_and_reports(rq_redis, rq_worker, client):
-    running = Queue("q_rq", connection=client).enqueue("rq_testjobs.sleep", 2.5)
-    wait_busy(client, running.id)
-    try:
-        preview = rq(rq_redis.url, action="drain", check_mode=True)
-        assert preview.changed and preview["drained"] is None
-        assert preview["still_running"][WORKER]["id"] == running.id
-        assert preview["suspended"] is False
-
-        short = rq(rq_redis.url, action="drain", wait_timeout=0.5)
-        assert short.failed and short.changed
-        assert short.msg.startswith(f"drain: gave up after 0.5s; still busy: {WORKER}: job {running.id}")
-        assert short["still_running"][WORKER]["id"] == running.id
-        assert short["drained"] is False and short["suspended"] is True
-
-        waited = rq(rq_redis.url, action="drain", wait_timeout=15)
-        assert not waited.failed, waited.msg
-        assert not waited.changed and waited["drained"] is True and waited["waited"] > 0.5
-
-        # Suspended: a new job stays queued, and the worker says so once it has looked.
-        later = Queue("q_rq", connection=client).enqueue("rq_testjobs.add", 2, 3)
-        wait_until(lambda: worker_state(client) == "suspended", 10, f"{WORKER} to report suspended")
-        assert client.lpos("rq:queue:q_rq", later.id) is not None
-
-        preview_resume = rq(rq_redis.url, action="resume", check_mode=True)
-        assert preview_resume.changed and preview_resume["suspended"] is True
-        resumed = rq(rq_redis.url, action="resume")
-        assert resumed.changed and resumed["suspended"] is False
-        wait_until(lambda: client.hget(f"rq:job:{later.id}", "status") == b"finished", 15, "the queued job to run")
-        assert not rq(rq_redis.url, action="resume").changed
-    finally:
-        client.delete("rq:suspended")
 
 
 def test_redis_password_never_shown(rq_redis):
