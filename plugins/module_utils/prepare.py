@@ -1,6 +1,6 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The first step of a backup on the database host, shared by backup_prepare and pg_backup_dump.
+"""The first step of a backup on the database host: pg_backup_dump's prepare option.
 
 The backup directory (owner, mode: created or corrected), whether this backup id was published
 already (then no lock is taken: a re-run changes nothing), otherwise the backup lock
@@ -15,7 +15,7 @@ import stat
 
 from ansible_collections.opsbook.webstack.plugins.module_utils.lock import LockHeld, describe, release, take
 
-# The argument spec of the options (backup_prepare's top level, pg_backup_dump's prepare).
+# The argument spec of pg_backup_dump's prepare option.
 PREPARE_SPEC = dict(
     path=dict(type="path", required=True),
     owner=dict(type="str", required=True),

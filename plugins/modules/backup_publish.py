@@ -96,7 +96,7 @@ options:
   release_lock:
     description:
       - The token of the backup lock (C(<path>/.lock)) this run took with
-        M(opsbook.webstack.backup_prepare), released at the end of the call whatever happened
+        O(opsbook.webstack.pg_backup_dump#module:prepare), released at the end of the call whatever happened
         (publication and rotation ran under it). A lock another token holds is left alone;
         nothing is released in check mode.
     type: str

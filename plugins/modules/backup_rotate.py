@@ -53,7 +53,7 @@ options:
   release_lock:
     description:
       - The token of the backup lock (C(<path>/.lock)) this run took with
-        M(opsbook.webstack.backup_prepare). Rotation runs under the lock, so another backup of
+        O(opsbook.webstack.pg_backup_dump#module:prepare). Rotation runs under the lock, so another backup of
         the database never publishes or rotates at the same time; the lock is released after
         rotation, also when rotation fails. A lock another token holds is left alone.
       - Nothing is released in check mode.

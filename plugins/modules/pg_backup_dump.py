@@ -23,8 +23,8 @@ description:
     pass over the file and with one decompression, so verification ends about when the dump does.
     A dump that fails it is removed and the module fails naming the reason.
   - Returns what a backup manifest needs; the backup role writes the manifest.
-  - With O(prepare), the backup role's first step happens in the same call, before the dump
-    (M(opsbook.webstack.backup_prepare) does the same on its own). The backup directory is made
+  - With O(prepare), the backup role's first step happens in the same call, before the dump.
+    The backup directory is made
     or corrected; a backup whose O(prepare.done) exists is not taken again (RV(done), nothing
     dumped, no lock); otherwise the backup lock C(<prepare.path>/.lock) is taken. Run as root,
     the module then drops to O(prepare.owner) (its primary and supplementary groups) for the
@@ -67,26 +67,13 @@ options:
     type: str
     choices: [none, django]
     default: none
-  login_host:
-    description: Host or socket directory; empty for the default socket.
-    type: str
-    default: ""
-  login_port:
-    description: Port.
-    type: int
-    default: 5432
   login_user:
-    description: Role to connect as; empty for the operating-system user.
+    description:
+      - Role to connect as. Empty means the operating-system user the module runs as (with O(prepare), as
+        root, the O(prepare.owner)), as C(pg_dump) does.
     type: str
     default: ""
-  login_password:
-    description: Password of O(login_user).
-    type: str
-    default: ""
-  bin_dir:
-    description: Directory holding pg_dump; empty to find it on PATH or in /usr/lib/postgresql/*/bin.
-    type: path
-    default: ""
+    aliases: [login]
   prepare:
     description:
       - Prepare the backup directory and take the backup lock first (see the description).
@@ -132,6 +119,7 @@ options:
             default: 21600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - opsbook.webstack.postgres
 attributes:
   check_mode:
     support: full
@@ -242,7 +230,6 @@ verification:
            "pg_restore_read": true, "seconds_after_dump": 0.21}
 """
 
-import glob
 import json
 import os
 import pwd
@@ -256,7 +243,6 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.opsbook.webstack.plugins.module_utils.lock import keep_alive
 from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import (
-    PG_RESTORE_FAILURES,
     CustomArchive,
     RestoreOutputCounter,
     VerifyError,
@@ -264,6 +250,14 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import
     describe_mismatches,
     directory_sha256,
     file_sha256,
+)
+from ansible_collections.opsbook.webstack.plugins.module_utils.postgres import (
+    alarming,
+    connect_params,
+    find_tool,
+    libpq_env,
+    postgres_common_argument_spec,
+    quote_ident,
 )
 from ansible_collections.opsbook.webstack.plugins.module_utils.prepare import (
     PREPARE_SPEC,
@@ -294,26 +288,6 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
 ORDER BY 1, 2
 """
-
-
-def find_pg_dump(bin_dir: str) -> str:
-    if bin_dir:
-        return os.path.join(bin_dir, "pg_dump")
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"), key=lambda p: int(p.split("/")[4]))
-    return candidates[-1] if candidates else (shutil.which("pg_dump") or "pg_dump")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def conninfo(params: dict, dbname: str) -> dict:
-    info = {"dbname": dbname}
-    for key, name in (("login_host", "host"), ("login_user", "user"), ("login_password", "password")):
-        if params[key]:
-            info[name] = params[key]
-    info["port"] = str(params["login_port"])
-    return info
 
 
 def remove(path: str) -> None:
@@ -433,10 +407,10 @@ def read_migrations(cur) -> list:
 
 def _reader_failure(dest: str, read_rc: int | None, read_stderr: str, stopped: bool) -> VerifyError | None:
     """What went wrong with pg_restore's reading (stopped: it quit before the dump ended), or None."""
-    alarming = [line for line in read_stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
-    if read_rc == 0 and not alarming and not stopped:
+    failures = alarming(read_stderr)
+    if read_rc == 0 and not failures and not stopped:
         return None
-    detail = "\n".join(alarming) or read_stderr.strip() or f"exit status {read_rc}"
+    detail = "\n".join(failures) or read_stderr.strip() or f"exit status {read_rc}"
     reason = "decompression_error" if "uncompress" in detail or "decompress" in detail else "pg_restore_failed"
     return VerifyError(reason, f"pg_restore could not read {dest} as it was written: {detail[-1500:]}")
 
@@ -627,11 +601,15 @@ def dump(p: dict, check_mode: bool, result: dict) -> dict:
     if _driver is None:
         raise Failed(missing_required_lib("psycopg or psycopg2"), exception=DRIVER_ERROR)
 
-    pg_dump = find_pg_dump(p["bin_dir"])
+    pg_dump = find_tool("pg_dump", p["pg_bin_dir"])
+    if pg_dump is None:
+        where = p["pg_bin_dir"] and f"pg_bin_dir {p['pg_bin_dir']}"
+        where = where or "/usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or the PATH"
+        raise Failed(f"pg_dump was not found in {where}; nothing was dumped")
     started = time.monotonic()
     conn = None
     try:
-        conn = _driver.connect(**conninfo(p, p["database"]))
+        conn = _driver.connect(**connect_params(p, p["database"]))
         conn.autocommit = True  # the transaction below is explicit
         cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -640,14 +618,8 @@ def dump(p: dict, check_mode: bool, result: dict) -> dict:
         # The counts run in the exporting transaction while pg_dump reads the same snapshot.
         counter = SnapshotCounter(cur)
         counter.start()
-        env = dict(os.environ)
-        env.update({"PGDATABASE": p["database"], "PGPORT": str(p["login_port"])})
-        if p["login_host"]:
-            env["PGHOST"] = p["login_host"]
-        if p["login_user"]:
-            env["PGUSER"] = p["login_user"]
-        if p["login_password"]:
-            env["PGPASSWORD"] = p["login_password"]
+        # The password in pg_dump's environment (PGPASSWORD), never in its argv.
+        env = {**os.environ, **libpq_env(p, database=p["database"])}
         argv = [pg_dump, f"--snapshot={snapshot}", "--format", p["format"], "--compress", str(p["compress"])]
         argv += ["--file", p["dest"]]
         if p["format"] == "directory":
@@ -710,11 +682,7 @@ def main() -> None:
             "compress": {"type": "int", "default": 6},
             "verify": {"type": "str", "choices": ["none", "content"], "default": "none"},
             "migrations": {"type": "str", "choices": ["none", "django"], "default": "none"},
-            "login_host": {"type": "str", "default": ""},
-            "login_port": {"type": "int", "default": 5432},
-            "login_user": {"type": "str", "default": ""},
-            "login_password": {"type": "str", "default": "", "no_log": True},
-            "bin_dir": {"type": "path", "default": ""},
+            **postgres_common_argument_spec(login_user_default=""),
             "prepare": {"type": "dict", "options": PREPARE_SPEC},
         },
         supports_check_mode=True,

@@ -36,6 +36,9 @@ description:
     truncated anywhere after the TOC, so this module never relies on it.
   - The module never changes anything outside the scratch database it creates and drops; it always
     reports C(changed=false).
+  - The connection options (O(login_user) and the others, shared with M(opsbook.webstack.pg_backup_dump))
+    are used by the C(restore) level only; O(login_user) needs C(CREATEDB) (or superuser). The password goes
+    to C(psql) and C(pg_restore) in a temporary C(0600) passfile (C(PGPASSFILE)), never in their environment.
 options:
   path:
     description:
@@ -82,42 +85,6 @@ options:
     type: list
     elements: str
     default: []
-  pg_bin_dir:
-    description:
-      - Directory holding C(pg_restore) and C(psql).
-      - Without it, the newest C(/usr/lib/postgresql/*/bin) or C(/usr/pgsql-*/bin), then the PATH. The
-        tools must be at least as new as the pg_dump that wrote the archive.
-    type: path
-  login_host:
-    description:
-      - Host of the PostgreSQL server used for the C(restore) level. Empty means the local socket.
-    type: str
-    default: ""
-    aliases: [host]
-  login_port:
-    description:
-      - Port of that server.
-    type: int
-    default: 5432
-    aliases: [port]
-  login_user:
-    description:
-      - Role used for the C(restore) level; it needs C(CREATEDB) (or superuser).
-    type: str
-    default: postgres
-    aliases: [login]
-  login_password:
-    description:
-      - Password of O(login_user). It is written to a temporary C(0600) passfile given to C(psql) and
-        C(pg_restore) through C(PGPASSFILE); it never appears on a command line, in the environment of the
-        tools, or in the result.
-    type: str
-    default: ""
-  login_unix_socket:
-    description:
-      - Directory of the server's Unix socket, used when O(login_host) is empty.
-    type: str
-    default: ""
   maintenance_db:
     description:
       - Database to connect to for creating and dropping the scratch database.
@@ -190,6 +157,7 @@ options:
     default: 3600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - opsbook.webstack.postgres
 attributes:
   check_mode:
     support: full
@@ -459,14 +427,9 @@ restore:
 """
 
 import contextlib
-import glob
-import gzip
-import json
 import os
 import re
 import secrets
-import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -484,6 +447,15 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import
     normalize_sha256,
     normalize_table,
     open_archive,
+)
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_scratch import CREATE_KEYS, ScratchRestore, tail
+from ansible_collections.opsbook.webstack.plugins.module_utils.postgres import (
+    alarming,
+    clear_redirecting_env,
+    find_tool,
+    libpq_env,
+    postgres_common_argument_spec,
+    write_passfile,
 )
 
 # What to do, per reason: the first half of each message says what is wrong.
@@ -527,36 +499,9 @@ HINTS = {
     "unreadable": "Run the task as a user who can read the backup (become, become_user) and check the disk.",
 }
 
-# pg_restore messages that mean data is missing or unreadable, even when it exits 0.
-PG_RESTORE_FAILURES = re.compile(
-    r"no data will be available|could not find block id|unexpected end of file|end of file|could not read|"
-    r"could not uncompress|could not open input file|corrupt|error:|fatal:",
-    re.IGNORECASE,
-)
-
 _SCRATCH_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,29}$")
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_CREATE_KEYS = {"owner": ("OWNER", "ident"), "template": ("TEMPLATE", "ident"), "encoding": ("ENCODING", "literal"),
-                "lc_collate": ("LC_COLLATE", "literal"), "lc_ctype": ("LC_CTYPE", "literal")}  # fmt: skip
 _ARCHIVE_FORMATS = ("custom", "directory", "tar")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _tail(text: str, lines: int = 15, limit: int = 2000) -> str:
-    out = "\n".join(text.strip().splitlines()[-lines:])
-    return out[-limit:]
-
-
-def _version_key(path: str) -> tuple:
-    numbers = re.findall(r"\d+", path)
-    return tuple(int(n) for n in numbers) if numbers else (0,)
 
 
 class Verification:
@@ -650,13 +595,13 @@ class Verification:
                     "underscores, starting with a letter or underscore",
                 ),
             )
-        unknown = sorted(set(params["restore_create"] or {}) - set(_CREATE_KEYS))
+        unknown = sorted(set(params["restore_create"] or {}) - set(CREATE_KEYS))
         if unknown:
             self._fail(
                 None,
                 VerifyError(
                     "invalid_argument",
-                    f"restore_create takes {', '.join(sorted(_CREATE_KEYS))}, not {', '.join(unknown)}",
+                    f"restore_create takes {', '.join(sorted(CREATE_KEYS))}, not {', '.join(unknown)}",
                 ),
             )
         for name in ("restore_jobs", "timeout", "connect_timeout"):
@@ -765,9 +710,9 @@ class Verification:
         except VerifyError as exc:
             outcome["error"] = exc
             return
-        alarming = [line for line in stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
-        if rc != 0 or alarming:
-            detail = _tail("\n".join(alarming) or stderr) or f"exit status {rc}"
+        failures = alarming(stderr)
+        if rc != 0 or failures:
+            detail = tail("\n".join(failures) or stderr) or f"exit status {rc}"
             outcome["error"] = VerifyError(
                 "pg_restore_failed",
                 f"pg_restore -f /dev/null cannot read {self.params['path']} completely (exit status {rc}): {detail}",
@@ -804,14 +749,8 @@ class Verification:
                     f"the data of {', '.join(uncountable[:5])} in {path} is INSERT statements: their rows can "
                     "only be counted by restoring",
                 )
-            mismatches = compare_counts(tables, {t: n for t, n in expected.items() if t not in uncountable})
-            if mismatches:
-                self.result["mismatches"] = mismatches
-                raise VerifyError(
-                    "row_count_mismatch",
-                    f"row counts in {path} differ from manifest {self.manifest.path}: "
-                    f"{describe_mismatches(mismatches)}",
-                )
+            counted = {t: n for t, n in expected.items() if t not in uncountable}
+            self._same_counts(tables, counted, f"row counts in {path} differ from manifest {self.manifest.path}")
             verified["row_counts"] = len(expected) - len(uncountable)
 
         if self.manifest and self.manifest.size is not None and self.manifest.size != self.archive.size:
@@ -853,8 +792,9 @@ class Verification:
         restore = {"database": scratch, "tool": None, "seconds": None, "tables": {}, "dropped": False, "kept": False}
         restore["during_read"] = background
         self.result["restore"] = restore
-        self.pending = {"scratch": scratch, "passfile": self._passfile(), "created": False, "error": None}
-        self.pending["env"] = self._pg_env(self.pending["passfile"])
+        passfile = write_passfile(self.params["login_password"], "pg_dump_verify")
+        self.pending = {"scratch": scratch, "passfile": passfile, "created": False, "error": None, "tools": None}
+        self.pending["env"] = self._pg_env(passfile)
         if background:
             self.pending["thread"] = threading.Thread(target=self._restore_load, daemon=True)
             self.pending["thread"].start()
@@ -863,38 +803,32 @@ class Verification:
 
     def _restore_load(self) -> None:
         pending, restore = self.pending, self.result["restore"]
+        params = self.params
         try:
-            psql = self._pg_bin("psql")
-            self._psql(
-                psql,
-                pending["env"],
-                self.params["maintenance_db"],
-                self._create_sql(pending["scratch"]),
-                f"creating the scratch database {pending['scratch']}",
-            )
+            # module_utils/pg_scratch.py: the same steps for the drill's scratch database and the
+            # real restore's new one (restore_database, restore_keep).
+            tools = ScratchRestore(self._run, self._pg_bin("psql"), pending["env"], params["maintenance_db"])
+            pending["tools"] = tools
+            tools.create(pending["scratch"], params["restore_create"])
             pending["created"] = True
             start = time.monotonic()
             if self.archive.format in (FORMAT_PLAIN, FORMAT_PLAIN_GZIP):
                 restore["tool"] = "psql"
-                self._restore_plain(psql, pending["env"], pending["scratch"])
+                tools.load_plain(pending["scratch"], params["path"], self.archive.format == FORMAT_PLAIN_GZIP)
             else:
                 restore["tool"] = "pg_restore"
-                self._restore_archive(pending["env"], pending["scratch"])
+                tools.load_archive(
+                    self._pg_bin("pg_restore"),
+                    pending["scratch"],
+                    params["path"],
+                    params["restore_jobs"],
+                    params["restore_no_owner"],
+                )
             restore["seconds"] = round(time.monotonic() - start, 3)
         except VerifyError as exc:
             pending["error"] = exc
         except OSError as exc:
             pending["error"] = VerifyError("unreadable", to_native(exc))
-
-    def _create_sql(self, database: str) -> str:
-        """CREATE DATABASE with the options of restore_create (as a real restore creates its new database)."""
-        sql = f"CREATE DATABASE {quote_ident(database)}"
-        for key, value in sorted((self.params["restore_create"] or {}).items()):
-            if value in (None, ""):
-                continue
-            keyword, kind = _CREATE_KEYS[key]
-            sql += f" {keyword} " + (quote_ident(str(value)) if kind == "ident" else quote_literal(str(value)))
-        return sql
 
     def _restore_finish(self) -> None:
         pending, restore = self.pending, self.result["restore"]
@@ -905,7 +839,9 @@ class Verification:
                 pending["thread"].join()
             if pending["error"] is not None:
                 raise pending["error"]
-            restore["tables"] = self._count_rows(self._pg_bin("psql"), pending["env"], pending["scratch"])
+            restore["tables"] = pending["tools"].count_rows(
+                pending["scratch"], self.archive.members, self.params["restore_jobs"]
+            )
             if keep:  # compared before it is kept: a database with wrong counts is dropped
                 self._compare_restored(restore["tables"])
             passed = True
@@ -925,7 +861,7 @@ class Verification:
             if pending["created"] and keep:
                 self.result["restore"]["kept"] = True
             elif pending["created"]:
-                self._drop(self._pg_bin("psql"), pending["env"], pending["scratch"])
+                pending["tools"].drop(pending["scratch"])
                 self.result["restore"]["dropped"] = True
         finally:
             if pending["passfile"]:
@@ -937,192 +873,37 @@ class Verification:
         for name, rows in list(tables.items()):
             if rows is None and name in restored:
                 tables[name] = restored[name]
-        against_archive = compare_counts(restored, {t: n for t, n in tables.items() if n is not None})
-        if against_archive:
-            self.result["mismatches"] = against_archive
-            raise VerifyError(
-                "row_count_mismatch",
-                f"after restoring {self.params['path']}, row counts differ from the archive: "
-                f"{describe_mismatches(against_archive)}",
-            )
+        after = f"after restoring {self.params['path']}, row counts differ from"
+        self._same_counts(restored, {t: n for t, n in tables.items() if n is not None}, f"{after} the archive")
         if self.manifest and self.manifest.tables:
-            against_manifest = compare_counts(restored, self.manifest.tables)
-            if against_manifest:
-                self.result["mismatches"] = against_manifest
-                raise VerifyError(
-                    "row_count_mismatch",
-                    f"after restoring {self.params['path']}, row counts differ from manifest {self.manifest.path}: "
-                    f"{describe_mismatches(against_manifest)}",
-                )
+            self._same_counts(restored, self.manifest.tables, f"{after} manifest {self.manifest.path}")
             self.result.setdefault("verified", {})["row_counts"] = len(self.manifest.tables)
 
-    # ------------------------------------------------------------------ restore helpers
+    def _same_counts(self, actual: dict, expected: dict, what: str) -> None:
+        """row_count_mismatch naming the tables (RV(mismatches)) when a count of expected differs."""
+        mismatches = compare_counts(actual, expected)
+        if mismatches:
+            self.result["mismatches"] = mismatches
+            raise VerifyError("row_count_mismatch", f"{what}: {describe_mismatches(mismatches)}")
 
-    def _restore_archive(self, env: dict, scratch: str) -> None:
-        argv = [self._pg_bin("pg_restore"), "--no-password", "--dbname", scratch, "--exit-on-error"]
-        if self.params["restore_no_owner"]:
-            argv += ["--no-owner", "--no-privileges"]
-        if self.params["restore_jobs"] > 1:
-            argv += ["--jobs", str(self.params["restore_jobs"])]
-        argv.append(self.params["path"])
-        rc, _output, stderr = self._run(argv, "pg_restore into the scratch database", env=env)
-        alarming = [line for line in stderr.splitlines() if PG_RESTORE_FAILURES.search(line)]
-        if rc != 0 or alarming:
-            raise VerifyError(
-                "restore_error",
-                f"pg_restore into scratch database {scratch} failed (exit status {rc}): "
-                f"{_tail(stderr) or 'no message'}",
-            )
-
-    def _restore_plain(self, psql: str, env: dict, scratch: str) -> None:
-        # -o /dev/null: the dump's SELECTs (set_config, setval, lowrite) print rows nobody reads.
-        argv = [psql, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", os.devnull]
-        argv += ["-d", scratch]
-        if self.archive.format == FORMAT_PLAIN:
-            rc, _output, stderr = self._run([*argv, "-f", self.params["path"]], "psql restoring the SQL", env=env)
-        else:
-            workdir = tempfile.mkdtemp(prefix="pg_dump_verify-")
-            fifo = os.path.join(workdir, "dump.sql")
-            os.mkfifo(fifo, 0o600)
-            feeder = threading.Thread(target=self._feed_fifo, args=(fifo,), daemon=True)
-            feeder.start()
-            try:
-                rc, _output, stderr = self._run([*argv, "-f", fifo], "psql restoring the SQL", env=env)
-            finally:
-                # If psql never opened the FIFO (no connection), the feeder still waits in open().
-                with contextlib.suppress(OSError):
-                    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-                feeder.join(timeout=10)
-                shutil.rmtree(workdir, ignore_errors=True)
-        if rc != 0:
-            raise VerifyError(
-                "restore_error",
-                f"psql restoring {self.params['path']} into scratch database {scratch} failed (exit status {rc}): "
-                f"{_tail(stderr) or 'no message'}",
-            )
-
-    def _count_rows(self, psql: str, env: dict, scratch: str) -> dict:
-        """Exact count(*) of every table, on restore_jobs connections at once (the largest tables spread first)."""
-        tables = sorted(
-            (m for m in self.archive.members if m.is_table), key=lambda m: m.data_bytes or m.stored_bytes, reverse=True
-        )
-        if not tables:
-            return {}
-        buckets: list = [[] for _bucket in range(min(self.params["restore_jobs"], len(tables)))]
-        loads = [0] * len(buckets)
-        for member in tables:
-            i = loads.index(min(loads))
-            buckets[i].append(member)
-            loads[i] += member.data_bytes or member.stored_bytes or 1
-        results: list = [None] * len(buckets)
-
-        def count(i: int) -> None:
-            try:
-                results[i] = self._count_bucket(psql, env, scratch, buckets[i])
-            except VerifyError as exc:
-                results[i] = exc
-
-        threads = [threading.Thread(target=count, args=(i,), daemon=True) for i in range(len(buckets))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        counts: dict = {}
-        for outcome in results:
-            if isinstance(outcome, VerifyError):
-                raise outcome
-            counts.update(outcome)
-        return counts
-
-    def _count_bucket(self, psql: str, env: dict, scratch: str, members: list) -> dict:
-        selects = []
-        for member in members:
-            relation = quote_ident(member.table)
-            if member.schema:
-                relation = f"{quote_ident(member.schema)}.{relation}"
-            # Identifiers and the literal are quoted above: the names come from the archive, not a user.
-            selects.append(f"SELECT {quote_literal(member.name)} AS t, count(*) AS n FROM {relation}")  # noqa: S608
-        sql = "SELECT coalesce(json_object_agg(t, n), '{}') FROM (" + " UNION ALL ".join(selects) + ") AS c"  # noqa: S608 quoted above
-        out = self._psql(psql, env, scratch, sql, "counting rows in the scratch database")
-        try:
-            return json.loads(out.strip() or "{}")
-        except ValueError:
-            raise VerifyError("restore_error", f"unexpected answer when counting rows: {out[:200]!r}") from None
-
-    def _drop(self, psql: str, env: dict, scratch: str) -> None:
-        sql = f"DROP DATABASE IF EXISTS {quote_ident(scratch)} WITH (FORCE)"
-        try:
-            self._psql(psql, env, self.params["maintenance_db"], sql, f"dropping the scratch database {scratch}")
-        except VerifyError as exc:
-            if "syntax error" not in exc.message:
-                raise
-            # Servers before PostgreSQL 13 have no WITH (FORCE).
-            self._psql(
-                psql,
-                env,
-                self.params["maintenance_db"],
-                f"DROP DATABASE IF EXISTS {quote_ident(scratch)}",
-                f"dropping the scratch database {scratch}",
-            )
-
-    def _psql(self, psql: str, env: dict, database: str, sql: str, what: str) -> str:
-        # --no-password: never prompt on a terminal; a missing password is an error that says so.
-        argv = [psql, "-X", "-q", "--no-password", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql]
-        rc, stdout, stderr = self._run(argv, what, env=env)
-        if rc != 0:
-            raise VerifyError(
-                "restore_error", f"{what} failed (psql exit status {rc}): {_tail(stderr) or 'no message'}"
-            )
-        return stdout
-
-    def _passfile(self) -> str | None:
-        """A 0600 passfile, so the password is neither in argv nor in the tools' environment."""
-        password = self.params["login_password"]
-        if not password:
-            return None
-        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-        fd, path = tempfile.mkstemp(prefix="pg_dump_verify-", suffix=".pgpass")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"*:*:*:*:{escaped}\n")
-        os.chmod(path, 0o600)
-        return path
+    # ------------------------------------------------------------------ connection and processes
 
     def _pg_env(self, passfile: str | None) -> dict:
         """libpq variables for psql and pg_restore (run_command adds them to this process's environment)."""
-        params = self.params
-        # Variables that would send the tools elsewhere, or past the passfile, go from this process.
-        for name in ("PGDATABASE", "PGSERVICE", "PGSERVICEFILE") + (("PGPASSWORD",) if passfile else ()):
-            os.environ.pop(name, None)
-        env = {
-            "PGPORT": str(params["login_port"]),
-            "PGUSER": params["login_user"],
-            "PGCONNECT_TIMEOUT": str(params["connect_timeout"]),
-            "PGAPPNAME": "pg_dump_verify",
-            "PGCLIENTENCODING": "UTF8",
-        }
-        host = params["login_host"] or params["login_unix_socket"]
-        if host:
-            env["PGHOST"] = host
-        if passfile:
-            env["PGPASSFILE"] = passfile
+        clear_redirecting_env(passfile=bool(passfile))
+        env = libpq_env(self.params, passfile=passfile)
+        env.update(
+            PGCONNECT_TIMEOUT=str(self.params["connect_timeout"]), PGAPPNAME="pg_dump_verify", PGCLIENTENCODING="UTF8"
+        )
         return env
-
-    # ------------------------------------------------------------------ processes
 
     def _pg_bin(self, name: str) -> str:
         bin_dir = self.params["pg_bin_dir"]
-        if bin_dir:
-            path = os.path.join(bin_dir, name)
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                return path
-            raise VerifyError("tool_missing", f"{name} is not in pg_bin_dir {bin_dir}")
-        candidates = glob.glob(f"/usr/lib/postgresql/*/bin/{name}") + glob.glob(f"/usr/pgsql-*/bin/{name}")
-        candidates = [c for c in candidates if os.access(c, os.X_OK)]
-        if candidates:
-            return max(candidates, key=_version_key)
-        found = self.module.get_bin_path(name)
+        found = find_tool(name, bin_dir)
         if found:
             return found
+        if bin_dir:
+            raise VerifyError("tool_missing", f"{name} is not in pg_bin_dir {bin_dir}")
         raise VerifyError(
             "tool_missing", f"{name} was not found (looked in /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin and the PATH)"
         )
@@ -1142,14 +923,6 @@ class Verification:
             raise VerifyError("timeout", f"{what} did not finish within {timeout} s (option timeout) and was stopped")
         return rc, stdout, self._mask(stderr)
 
-    def _feed_fifo(self, fifo: str) -> None:
-        """Decompress the plain SQL into the FIFO psql reads: no copy on disk, nothing held in memory."""
-        try:
-            with open(fifo, "wb") as out, gzip.open(self.params["path"], "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-        except (OSError, EOFError):
-            pass  # psql stopped reading: its exit status and messages tell why
-
     def _mask(self, text: str) -> str:
         password = self.params["login_password"]
         return text.replace(password, "********") if password else text
@@ -1163,12 +936,7 @@ def main() -> None:
             manifest=dict(type="path"),
             checksum=dict(type="str"),
             expect_tables=dict(type="list", elements="str", default=[]),
-            pg_bin_dir=dict(type="path"),
-            login_host=dict(type="str", default="", aliases=["host"]),
-            login_port=dict(type="int", default=5432, aliases=["port"]),
-            login_user=dict(type="str", default="postgres", aliases=["login"]),
-            login_password=dict(type="str", default="", no_log=True),
-            login_unix_socket=dict(type="str", default=""),
+            **postgres_common_argument_spec(),
             maintenance_db=dict(type="str", default="postgres"),
             connect_timeout=dict(type="int", default=10),
             scratch_db_prefix=dict(type="str", default="pg_dump_verify"),

@@ -564,6 +564,13 @@ def _check_copy_end(member: Member, counter: _Counter, where: str) -> None:
         member.rows = counter.copy_rows
 
 
+def _member_candidates(name: str | None, archive: str, label: str, compression: str) -> list:
+    """The names pg_restore tries for a data item: NAME plus the compression suffix, then NAME."""
+    name = _safe_member_name(name, archive, label)
+    suffix = _FILE_SUFFIXES.get(compression)
+    return [name + suffix, name] if suffix and not name.endswith(suffix) else [name]
+
+
 def _safe_member_name(name: str | None, archive: str, label: str) -> str:
     if not name or "/" in name or name in (".", "..") or "\0" in name:
         raise VerifyError("corrupt", f"{archive} names an invalid data file {name!r} for {label}")

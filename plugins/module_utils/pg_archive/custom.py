@@ -10,32 +10,11 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive.common import (
-    _READ_SIZE,
-    BLK_BLOBS,
-    BLK_DATA,
-    FORMAT_CUSTOM,
-    K_OFFSET_POS_SET,
-    Archive,
-    GrowingFile,
-    Header,
-    Member,
-    TocEntry,
-    VerifyError,
-    _Binary,
-    _check_copy_end,
-    _Counter,
-    _data_entries,
-    _Inflater,
-    _member_for,
-    _parse_header,
-    _parse_toc,
-    _some,
-)
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import common
 
 
-class CustomArchive(Archive):
-    format = FORMAT_CUSTOM
+class CustomArchive(common.Archive):
+    format = common.FORMAT_CUSTOM
 
     def __init__(self, path: str, growing: bool = False) -> None:
         """growing: the file is still being written (perhaps not yet created); only follow() then."""
@@ -43,22 +22,22 @@ class CustomArchive(Archive):
         self.size = None if growing else os.path.getsize(path)
         self.data_start = 0
 
-    def header(self) -> Header:
+    def header(self) -> common.Header:
         with open(self.path, "rb") as fh:
-            self.header_info = _parse_header(_Binary(fh, self.size, self.path), FORMAT_CUSTOM)
+            self.header_info = common._parse_header(common._Binary(fh, self.size, self.path), common.FORMAT_CUSTOM)
         return self.header_info
 
-    def _read_toc(self, fh) -> _Binary:
-        r = _Binary(fh, self.size, self.path)
-        header = _parse_header(r, FORMAT_CUSTOM)
+    def _read_toc(self, fh) -> common._Binary:
+        r = common._Binary(fh, self.size, self.path)
+        header = common._parse_header(r, common.FORMAT_CUSTOM)
         self.header_info = header
 
-        def extra(r: _Binary, entry: TocEntry, context: str) -> None:
+        def extra(r: common._Binary, entry: common.TocEntry, context: str) -> None:
             entry.data_state, entry.data_pos = r.offset(context)
             if header.version < (1, 7, 0):
                 r.int(context)
 
-        self.toc = _parse_toc(r, header, extra)
+        self.toc = common._parse_toc(r, header, extra)
         self.data_start = fh.tell()
         return r
 
@@ -71,7 +50,7 @@ class CustomArchive(Archive):
         return self.members
 
     def _walk(self, decode: bool) -> list:
-        with open(self.path, "rb", buffering=_READ_SIZE) as fh:
+        with open(self.path, "rb", buffering=common._READ_SIZE) as fh:
             return self._blocks(fh, decode)
 
     def follow(self, writer_running, tap=None, decode: bool = True) -> list:
@@ -85,7 +64,7 @@ class CustomArchive(Archive):
         reads the finished file's header and TOC and checks every block against them.
         """
         self.size = None
-        with GrowingFile(self.path, writer_running, tap) as fh:
+        with common.GrowingFile(self.path, writer_running, tap) as fh:
             self.members = self._blocks(fh, decode=decode)
             self.size = fh.tell()
         return self.members
@@ -99,14 +78,14 @@ class CustomArchive(Archive):
             read = seen.get(member.dump_id)
             if read is None or (read.offset, read.stored_bytes) != (member.offset, member.stored_bytes):
                 where = "was not read" if read is None else f"was read at byte {read.offset}, {read.stored_bytes} bytes"
-                raise VerifyError(
+                raise common.VerifyError(
                     "corrupt",
                     f"{self.path}: the finished archive holds the data of {member.label} at byte {member.offset} "
                     f"({member.stored_bytes} bytes), but it {where} while the dump was written",
                 )
             member.rows, member.data_bytes, member.large_objects = read.rows, read.data_bytes, read.large_objects
         if len(final.members) != len(self.members):
-            raise VerifyError(
+            raise common.VerifyError(
                 "corrupt",
                 f"{self.path}: {len(self.members)} data blocks were read while the dump was written, "
                 f"the finished archive's TOC lists {len(final.members)}",
@@ -120,19 +99,22 @@ class CustomArchive(Archive):
         written: dict = {}
         for stmt, rows, size in blocks:
             if stmt in written:
-                raise VerifyError("corrupt", f"{self.path}: pg_restore wrote the COPY data of {stmt!r} twice")
+                raise common.VerifyError("corrupt", f"{self.path}: pg_restore wrote the COPY data of {stmt!r} twice")
             written[stmt] = (rows, size)
-        entries = {e.dump_id: e for e in _data_entries(self.toc)}
+        entries = {e.dump_id: e for e in common._data_entries(self.toc)}
         for member in self.members:
             if not member.copy:
                 continue
             got = written.pop((entries[member.dump_id].copy_stmt or "").strip(), None)
             if got is None:
-                raise VerifyError("missing_member", f"{self.path}: pg_restore wrote no COPY data for {member.label}")
+                raise common.VerifyError(
+                    "missing_member", f"{self.path}: pg_restore wrote no COPY data for {member.label}"
+                )
             member.rows, member.data_bytes = got
         if written:
-            raise VerifyError(
-                "corrupt", f"{self.path}: pg_restore wrote COPY data the TOC does not list: {_some(sorted(written))}"
+            raise common.VerifyError(
+                "corrupt",
+                f"{self.path}: pg_restore wrote COPY data the TOC does not list: {common._some(sorted(written))}",
             )
 
     def _end(self, fh) -> int:
@@ -147,7 +129,7 @@ class CustomArchive(Archive):
         """
         r = self._read_toc(fh)
         header = self.header_info
-        expected = {e.dump_id: e for e in _data_entries(self.toc)}
+        expected = {e.dump_id: e for e in common._data_entries(self.toc)}
         found = {}
         while True:
             pos = fh.tell()
@@ -155,8 +137,8 @@ class CustomArchive(Archive):
             if not first:
                 break
             block_type = first[0]
-            if block_type not in (BLK_DATA, BLK_BLOBS):
-                raise VerifyError(
+            if block_type not in (common.BLK_DATA, common.BLK_BLOBS):
+                raise common.VerifyError(
                     "corrupt",
                     f"{self.path}: unknown data block type {block_type} at byte {pos}: the archive is corrupt",
                 )
@@ -164,23 +146,23 @@ class CustomArchive(Archive):
             entry = expected.get(dump_id)
             if entry is None or dump_id in found:
                 what = "a second" if dump_id in found else "an unexpected"
-                raise VerifyError(
+                raise common.VerifyError(
                     "corrupt",
                     f"{self.path}: {what} data block for entry ID {dump_id} at byte {pos}: the archive is corrupt",
                 )
-            if entry.data_state == K_OFFSET_POS_SET and entry.data_pos != pos:
-                raise VerifyError(
+            if entry.data_state == common.K_OFFSET_POS_SET and entry.data_pos != pos:
+                raise common.VerifyError(
                     "corrupt",
                     f"{self.path}: the TOC places the data of {entry.label} at byte {entry.data_pos}, "
                     f"but its block is at byte {pos}",
                 )
-            member = _member_for(entry, f"byte {pos}")
+            member = common._member_for(entry, f"byte {pos}")
             member.offset = pos
-            if block_type == BLK_DATA:
-                counter = _Counter()
+            if block_type == common.BLK_DATA:
+                counter = common._Counter()
                 self._stream(r, fh, member, header.compression, counter if decode else None)
                 if decode:
-                    _check_copy_end(member, counter, self.path)
+                    common._check_copy_end(member, counter, self.path)
             else:
                 member.large_objects = 0
                 member.data_bytes = 0
@@ -188,7 +170,7 @@ class CustomArchive(Archive):
                     oid = r.int(f"the data of {entry.label}")
                     if oid == 0:
                         break
-                    counter = _Counter()
+                    counter = common._Counter()
                     self._stream(r, fh, member, header.compression, counter if decode else None)
                     member.large_objects += 1
                     member.data_bytes += counter.bytes
@@ -200,18 +182,20 @@ class CustomArchive(Archive):
         if missing:
             first = missing[0]
             where = ""
-            if first.data_state == K_OFFSET_POS_SET:
+            if first.data_state == common.K_OFFSET_POS_SET:
                 where = f" (the TOC places it at byte {first.data_pos})"
-            raise VerifyError(
+            raise common.VerifyError(
                 "truncated",
                 f"{self.path} ends at byte {self._end(fh)} after {len(found)} of {len(expected)} data blocks: "
-                f"no data for {_some([e.label for e in missing])}{where}; it is truncated",
+                f"no data for {common._some([e.label for e in missing])}{where}; it is truncated",
             )
-        return [found[e.dump_id] for e in _data_entries(self.toc)]
+        return [found[e.dump_id] for e in common._data_entries(self.toc)]
 
-    def _stream(self, r: _Binary, fh, member: Member, compression: str, counter: _Counter | None) -> None:
+    def _stream(
+        self, r: common._Binary, fh, member: common.Member, compression: str, counter: common._Counter | None
+    ) -> None:
         """One compressed (or plain) stream: chunks until a zero length."""
-        inflater = _Inflater(compression, "zlib", member.label) if counter is not None else None
+        inflater = common._Inflater(compression, "zlib", member.label) if counter is not None else None
         context = f"the data of {member.label}"
         while True:
             length = r.int(context)
@@ -219,7 +203,7 @@ class CustomArchive(Archive):
                 break
             start = fh.tell()
             if length < 0 or (self.size is not None and start + length > self.size):
-                raise VerifyError(
+                raise common.VerifyError(
                     "truncated",
                     f"{self.path} ends at byte {self._end(fh)} inside the data of {member.label} "
                     f"(a {length}-byte chunk starts at byte {start}): it is truncated",

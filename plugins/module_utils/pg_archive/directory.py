@@ -6,68 +6,46 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive.common import (
-    _FILE_SUFFIXES,
-    _READ_SIZE,
-    FORMAT_DIRECTORY,
-    Archive,
-    Header,
-    Member,
-    TocEntry,
-    VerifyError,
-    _Binary,
-    _check_copy_end,
-    _Counter,
-    _data_entries,
-    _member_for,
-    _parse_blob_list,
-    _parse_header,
-    _parse_toc,
-    _read_stream,
-    _safe_member_name,
-    directory_sha256,
-)
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import common
 
 
-class DirectoryArchive(Archive):
-    format = FORMAT_DIRECTORY
+class DirectoryArchive(common.Archive):
+    format = common.FORMAT_DIRECTORY
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self.toc_path = os.path.join(path, "toc.dat")
         self.size = _directory_size(path)
 
-    def header(self) -> Header:
+    def header(self) -> common.Header:
         with open(self.toc_path, "rb") as fh:
-            self.header_info = _parse_header(
-                _Binary(fh, os.path.getsize(self.toc_path), self.toc_path), FORMAT_DIRECTORY
+            self.header_info = common._parse_header(
+                common._Binary(fh, os.path.getsize(self.toc_path), self.toc_path), common.FORMAT_DIRECTORY
             )
         return self.header_info
 
     def _read_toc(self) -> None:
         with open(self.toc_path, "rb") as fh:
-            r = _Binary(fh, os.path.getsize(self.toc_path), self.toc_path)
-            self.header_info = _parse_header(r, FORMAT_DIRECTORY)
+            r = common._Binary(fh, os.path.getsize(self.toc_path), self.toc_path)
+            self.header_info = common._parse_header(r, common.FORMAT_DIRECTORY)
 
-            def extra(r: _Binary, entry: TocEntry, context: str) -> None:
+            def extra(r: common._Binary, entry: common.TocEntry, context: str) -> None:
                 entry.filename = r.str(context)
 
-            self.toc = _parse_toc(r, self.header_info, extra)
+            self.toc = common._parse_toc(r, self.header_info, extra)
             if fh.read(1):
-                raise VerifyError("corrupt", f"{self.toc_path} has bytes after the end of its TOC: it is corrupt")
+                raise common.VerifyError(
+                    "corrupt", f"{self.toc_path} has bytes after the end of its TOC: it is corrupt"
+                )
 
     def _data_file(self, name: str, label: str) -> str:
         """pg_restore opens NAME, or NAME plus the compression suffix."""
-        name = _safe_member_name(name, self.path, label)
-        candidates = [name]
-        suffix = _FILE_SUFFIXES.get(self.header_info.compression)
-        if suffix and not name.endswith(suffix):
-            candidates.insert(0, name + suffix)
+        candidates = common._member_candidates(name, self.path, label, self.header_info.compression)
         for candidate in candidates:
             full = os.path.join(self.path, candidate)
             if os.path.isfile(full):
                 return full
-        raise VerifyError(
+        raise common.VerifyError(
             "missing_member",
             f"{self.path}: the data file of {label} ({' or '.join(candidates)}) is missing",
         )
@@ -75,9 +53,9 @@ class DirectoryArchive(Archive):
     def _files(self) -> list:
         """(member, [data files]) for every data entry, checking presence and cheap completeness."""
         out = []
-        for entry in _data_entries(self.toc):
+        for entry in common._data_entries(self.toc):
             path = self._data_file(entry.filename, entry.label)
-            member = _member_for(entry, os.path.basename(path))
+            member = common._member_for(entry, os.path.basename(path))
             files = [path]
             member.stored_bytes = os.path.getsize(path)
             if entry.filename.endswith(".toc"):
@@ -104,7 +82,7 @@ class DirectoryArchive(Archive):
                 counter = _read_file(path, member)
                 total += counter.bytes
                 if member.large_objects is None:
-                    _check_copy_end(member, counter, path)
+                    common._check_copy_end(member, counter, path)
             member.data_bytes = total
             members.append(member)
         self.members = members
@@ -112,45 +90,47 @@ class DirectoryArchive(Archive):
 
     def sha256(self) -> str:
         if self._sha256 is None:
-            self._sha256 = directory_sha256(self.path)
+            self._sha256 = common.directory_sha256(self.path)
         return self._sha256
 
 
 def _blob_list(path: str) -> list:
     with open(path, "rb") as fh:
-        return _parse_blob_list(fh.read().decode("utf-8", "replace"), path)
+        return common._parse_blob_list(fh.read().decode("utf-8", "replace"), path)
 
 
-def _check_file_shape(path: str, member: Member) -> None:
+def _check_file_shape(path: str, member: common.Member) -> None:
     """Cheap completeness checks that need no decompression."""
     size = os.path.getsize(path)
     if size == 0:
-        raise VerifyError("truncated", f"{path} (the data of {member.label}) is empty: it is truncated")
+        raise common.VerifyError("truncated", f"{path} (the data of {member.label}) is empty: it is truncated")
     if path.endswith(".gz"):
         with open(path, "rb") as fh:
             if fh.read(2) != b"\x1f\x8b":
-                raise VerifyError("corrupt", f"{path} (the data of {member.label}) is not gzip data: it is corrupt")
-    elif member.copy and member.large_objects is None and not path.endswith(tuple(_FILE_SUFFIXES.values())):
+                raise common.VerifyError(
+                    "corrupt", f"{path} (the data of {member.label}) is not gzip data: it is corrupt"
+                )
+    elif member.copy and member.large_objects is None and not path.endswith(tuple(common._FILE_SUFFIXES.values())):
         with open(path, "rb") as fh:
             fh.seek(max(0, size - 8))
-            counter = _Counter()
+            counter = common._Counter()
             counter.bytes, counter.tail = size, fh.read()
         if not counter.copy_terminated:
-            raise VerifyError(
+            raise common.VerifyError(
                 "truncated",
                 f"{path} (the COPY data of {member.label}) does not end with pg_dump's end marker (\\.): "
                 "it is cut short",
             )
 
 
-def _read_file(path: str, member: Member) -> _Counter:
+def _read_file(path: str, member: common.Member) -> common._Counter:
     # The suffix says how pg_dump wrote the file (pg_restore decides the same way).
     file_compression = "none"
-    for algorithm, suffix in _FILE_SUFFIXES.items():
+    for algorithm, suffix in common._FILE_SUFFIXES.items():
         if path.endswith(suffix):
             file_compression = algorithm
-    with open(path, "rb", buffering=_READ_SIZE) as fh:
-        return _read_stream(fh, os.path.getsize(path), file_compression, member, path)
+    with open(path, "rb", buffering=common._READ_SIZE) as fh:
+        return common._read_stream(fh, os.path.getsize(path), file_compression, member, path)
 
 
 def _directory_size(path: str) -> int:

@@ -8,29 +8,15 @@ import os
 import re
 import zlib
 
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive.common import (
-    _MAX_LINE,
-    _READ_SIZE,
-    FORMAT_PLAIN,
-    FORMAT_PLAIN_GZIP,
-    PLAIN_CLUSTER_HEAD,
-    PLAIN_HEAD,
-    PLAIN_TRAILER,
-    Archive,
-    Header,
-    Member,
-    VerifyError,
-    _head_of,
-    table_key,
-)
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import common
 
 
-class PlainArchive(Archive):
+class PlainArchive(common.Archive):
     """Plain SQL from pg_dump, optionally gzip-compressed (pg_dump -Fp | gzip, or pg_dump -Fp -Z)."""
 
     def __init__(self, path: str, compressed: bool) -> None:
         super().__init__(path)
-        self.format = FORMAT_PLAIN_GZIP if compressed else FORMAT_PLAIN
+        self.format = common.FORMAT_PLAIN_GZIP if compressed else common.FORMAT_PLAIN
         self.compressed = compressed
         self.size = os.path.getsize(path)
         self.meta_commands: list = []
@@ -39,22 +25,22 @@ class PlainArchive(Archive):
     def _open_text(self):
         import gzip
 
-        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb", buffering=_READ_SIZE)
+        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb", buffering=common._READ_SIZE)
 
-    def header(self) -> Header:
-        head = _head_of(self.path, self.compressed, 65536)
+    def header(self) -> common.Header:
+        head = common._head_of(self.path, self.compressed, 65536)
         lines = head.split(b"\n")
-        if PLAIN_CLUSTER_HEAD in lines[:5]:
-            raise VerifyError(
+        if common.PLAIN_CLUSTER_HEAD in lines[:5]:
+            raise common.VerifyError(
                 "not_an_archive",
                 f"{self.path} is pg_dumpall output (a whole cluster); this module verifies pg_dump output "
                 "of one database",
             )
-        if PLAIN_HEAD.rstrip(b"\n") not in lines[:5]:
-            raise VerifyError(
+        if common.PLAIN_HEAD.rstrip(b"\n") not in lines[:5]:
+            raise common.VerifyError(
                 "not_an_archive", f"{self.path} does not start with pg_dump's '-- PostgreSQL database dump' comment"
             )
-        header = Header(format=self.format, compression="gzip" if self.compressed else "none")
+        header = common.Header(format=self.format, compression="gzip" if self.compressed else "none")
         for line in lines[:200]:
             text = line.decode("utf-8", "replace")
             if text.startswith("-- Dumped from database version "):
@@ -90,11 +76,11 @@ class PlainArchive(Archive):
                 members = _scan_plain(fh, self.path, self.meta_commands)
         except (OSError, EOFError, zlib.error) as exc:
             if isinstance(exc, EOFError):
-                raise VerifyError(
+                raise common.VerifyError(
                     "truncated", f"{self.path}: the gzip stream ends before its end marker ({exc}): it is truncated"
                 ) from None
             if isinstance(exc, (gzip.BadGzipFile, zlib.error)):
-                raise VerifyError(
+                raise common.VerifyError(
                     "decompression_error", f"{self.path} cannot be decompressed ({exc}): it is corrupt"
                 ) from None
             raise
@@ -107,23 +93,23 @@ def _scan_plain(fh, path: str, meta_commands: list) -> list:
     members: dict = {}
     order: list = []
     state = {"buf": b"", "pos": 0, "eof": False}
-    copy_member: Member | None = None
+    copy_member: common.Member | None = None
     data_for: str | None = None
     trailer_line = 0
     after_trailer = 0
     line_no = 0
 
     def fill() -> None:
-        chunk = fh.read(_READ_SIZE)
+        chunk = fh.read(common._READ_SIZE)
         state["buf"] = state["buf"][state["pos"] :] + chunk
         state["pos"] = 0
         state["eof"] = not chunk
 
-    def member_for(relation: tuple, copy: bool) -> Member:
-        name = table_key(*relation)
+    def member_for(relation: tuple, copy: bool) -> common.Member:
+        name = common.table_key(*relation)
         member = members.get(name)
         if member is None:
-            member = Member(None, "TABLE DATA", name, "table " + name, copy, path, data_bytes=0)
+            member = common.Member(None, "TABLE DATA", name, "table " + name, copy, path, data_bytes=0)
             member.schema, member.table = relation
             members[name] = member
             order.append(name)
@@ -153,7 +139,7 @@ def _scan_plain(fh, path: str, meta_commands: list) -> list:
             if end >= 0:
                 continue
             if state["eof"]:
-                raise VerifyError(
+                raise common.VerifyError(
                     "truncated",
                     f"{path} ends inside the COPY data of {copy_member.label} (after {copy_member.rows} rows), "
                     "without its end marker (\\.): the dump was cut short",
@@ -163,8 +149,10 @@ def _scan_plain(fh, path: str, meta_commands: list) -> list:
         end = buf.find(b"\n", pos)
         if end < 0:
             if not state["eof"]:
-                if len(buf) - pos > _MAX_LINE:
-                    raise VerifyError("not_an_archive", f"{path} has a line longer than 64 MiB: it is not pg_dump SQL")
+                if len(buf) - pos > common._MAX_LINE:
+                    raise common.VerifyError(
+                        "not_an_archive", f"{path} has a line longer than 64 MiB: it is not pg_dump SQL"
+                    )
                 fill()
                 continue
             if pos >= len(buf):
@@ -177,7 +165,7 @@ def _scan_plain(fh, path: str, meta_commands: list) -> list:
             if line.strip() and not line.startswith(b"--") and not line.startswith(b"\\unrestrict"):
                 after_trailer = after_trailer or line_no
             continue
-        if line.rstrip(b"\n") == PLAIN_TRAILER.rstrip(b"\n"):
+        if line.rstrip(b"\n") == common.PLAIN_TRAILER.rstrip(b"\n"):
             trailer_line = line_no
         elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
             copy_member = member_for(_copy_table(line.decode("utf-8", "replace")), True)
@@ -195,13 +183,13 @@ def _scan_plain(fh, path: str, meta_commands: list) -> list:
         elif data_for is not None and line.startswith(b"INSERT INTO "):
             members[data_for].data_bytes += len(line)
     if not trailer_line:
-        raise VerifyError(
+        raise common.VerifyError(
             "truncated",
             f"{path} ends without pg_dump's completion trailer '-- PostgreSQL database dump complete': "
             "the dump was cut short (if it is compressed, it was cut before compression)",
         )
     if after_trailer:
-        raise VerifyError(
+        raise common.VerifyError(
             "corrupt",
             f"{path} has SQL after pg_dump's completion trailer (line {after_trailer}): "
             "it is not one complete pg_dump output",

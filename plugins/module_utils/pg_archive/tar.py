@@ -6,29 +6,11 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive.common import (
-    _FILE_SUFFIXES,
-    _READ_SIZE,
-    FORMAT_TAR,
-    Archive,
-    Header,
-    TocEntry,
-    VerifyError,
-    _Binary,
-    _check_copy_end,
-    _Counter,
-    _data_entries,
-    _member_for,
-    _parse_blob_list,
-    _parse_header,
-    _parse_toc,
-    _read_stream,
-    _safe_member_name,
-)
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import common
 
 
-class TarArchive(Archive):
-    format = FORMAT_TAR
+class TarArchive(common.Archive):
+    format = common.FORMAT_TAR
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
@@ -63,17 +45,21 @@ class TarArchive(Archive):
                     self.complete = False
                     return
                 if kind not in (b"0", b"\0", b"x", b"g", b"L", b"K", b"5"):
-                    raise VerifyError("corrupt", f"{self.path}: member {name} has unexpected tar type {kind!r}")
+                    raise common.VerifyError("corrupt", f"{self.path}: member {name} has unexpected tar type {kind!r}")
                 pos = data_start + (size + 511) // 512 * 512
 
-    def _member_bytes(self, name: str, what: str) -> bytes:
-        start, size, available = self.index[name]
+    def _check_available(self, name: str, what: str) -> None:
+        _start, size, available = self.index[name]
         if available < size:
-            raise VerifyError(
+            raise common.VerifyError(
                 "truncated",
                 f"{self.path} ends at byte {self.size} inside member {name} ({what}): {available} of its "
                 f"{size} bytes are there; the archive is truncated",
             )
+
+    def _member_bytes(self, name: str, what: str) -> bytes:
+        self._check_available(name, what)
+        start, size, _available = self.index[name]
         with open(self.path, "rb") as fh:
             fh.seek(start)
             return fh.read(size)
@@ -81,60 +67,51 @@ class TarArchive(Archive):
     def _toc_member(self) -> bytes:
         self._scan()
         if not self.order:
-            raise VerifyError("truncated", f"{self.path} ends before its first member: it is truncated")
+            raise common.VerifyError("truncated", f"{self.path} ends before its first member: it is truncated")
         if self.order[0] != "toc.dat":
-            raise VerifyError(
+            raise common.VerifyError(
                 "not_an_archive",
                 f"{self.path} is a tar file, but its first member is {self.order[0]}, not pg_dump's toc.dat",
             )
         return self._member_bytes("toc.dat", "the TOC")
 
-    def header(self) -> Header:
+    def header(self) -> common.Header:
         import io
 
         data = self._toc_member()
-        self.header_info = _parse_header(_Binary(io.BytesIO(data), len(data), self.path + ":toc.dat"), FORMAT_TAR)
+        self.header_info = common._parse_header(
+            common._Binary(io.BytesIO(data), len(data), self.path + ":toc.dat"), common.FORMAT_TAR
+        )
         return self.header_info
 
     def _read_toc(self) -> None:
         import io
 
         data = self._toc_member()
-        r = _Binary(io.BytesIO(data), len(data), self.path + ":toc.dat")
-        self.header_info = _parse_header(r, FORMAT_TAR)
+        r = common._Binary(io.BytesIO(data), len(data), self.path + ":toc.dat")
+        self.header_info = common._parse_header(r, common.FORMAT_TAR)
 
-        def extra(r: _Binary, entry: TocEntry, context: str) -> None:
+        def extra(r: common._Binary, entry: common.TocEntry, context: str) -> None:
             entry.filename = r.str(context)
 
-        self.toc = _parse_toc(r, self.header_info, extra)
+        self.toc = common._parse_toc(r, self.header_info, extra)
 
     def _lookup(self, name: str, label: str) -> str:
-        name = _safe_member_name(name, self.path, label)
-        candidates = [name]
-        suffix = _FILE_SUFFIXES.get(self.header_info.compression)
-        if suffix and not name.endswith(suffix):
-            candidates.insert(0, name + suffix)
-        for candidate in candidates:
+        for candidate in common._member_candidates(name, self.path, label, self.header_info.compression):
             if candidate in self.index:
-                start, size, available = self.index[candidate]
-                if available < size:
-                    raise VerifyError(
-                        "truncated",
-                        f"{self.path} ends at byte {self.size} inside member {candidate} (the data of {label}): "
-                        f"{available} of its {size} bytes are there; the archive is truncated",
-                    )
+                self._check_available(candidate, f"the data of {label}")
                 return candidate
         if not self.complete:
-            raise VerifyError(
+            raise common.VerifyError(
                 "truncated",
                 f"{self.path} ends at byte {self.size} before member {name} (the data of {label}): "
                 "the archive is truncated",
             )
-        raise VerifyError("missing_member", f"{self.path} has no member {name} (the data of {label})")
+        raise common.VerifyError("missing_member", f"{self.path} has no member {name} (the data of {label})")
 
     def _plan(self) -> list:
         out = []
-        for entry in _data_entries(self.toc):
+        for entry in common._data_entries(self.toc):
             filename = entry.filename
             large_objects = entry.desc in ("BLOBS", "LARGE OBJECTS")
             if large_objects:
@@ -142,13 +119,13 @@ class TarArchive(Archive):
                 # (blobs.toc; blobs_NNNN.toc since PostgreSQL 17) and one blob_OID.dat per object.
                 filename = f"blobs_{entry.dump_id}.toc" if f"blobs_{entry.dump_id}.toc" in self.index else "blobs.toc"
             name = self._lookup(filename, entry.label)
-            member = _member_for(entry, name)
+            member = common._member_for(entry, name)
             names = [name]
             if large_objects or filename.endswith(".toc"):
                 member.large_objects = 0
                 names = []
                 listing = self._member_bytes(name, entry.label).decode("utf-8", "replace")
-                for blob_name in _parse_blob_list(listing, self.path + ":" + name):
+                for blob_name in common._parse_blob_list(listing, self.path + ":" + name):
                     names.append(self._lookup(blob_name, entry.label))
                     member.large_objects += 1
             member.stored_bytes = sum(self.index[n][1] for n in names)
@@ -164,17 +141,17 @@ class TarArchive(Archive):
                 with open(self.path, "rb") as fh:
                     fh.seek(start + max(0, size - 8))
                     tail = fh.read(min(size, 8))
-                counter = _Counter()
+                counter = common._Counter()
                 counter.bytes, counter.tail = size, tail
                 if not counter.copy_terminated:
-                    raise VerifyError(
+                    raise common.VerifyError(
                         "truncated",
                         f"{self.path}: member {names[0]} (the COPY data of {member.label}) does not end with "
                         "pg_dump's end marker (\\.): it is cut short",
                     )
         if not self.complete or not self.end_marker:
             last = self.order[-1] if self.order else "nothing"
-            raise VerifyError(
+            raise common.VerifyError(
                 "truncated",
                 f"{self.path} ends at byte {self.size} without the tar end-of-archive marker "
                 f"(last member: {last}): the archive is truncated",
@@ -185,17 +162,17 @@ class TarArchive(Archive):
     def read(self) -> list:
         self.structure()
         members = []
-        with open(self.path, "rb", buffering=_READ_SIZE) as fh:
+        with open(self.path, "rb", buffering=common._READ_SIZE) as fh:
             for member, names in self._plan():
                 total = 0
                 for name in names:
                     start, size, _available = self.index[name]
                     fh.seek(start)
                     compression = "gzip" if name.endswith(".gz") else "none"
-                    counter = _read_stream(fh, size, compression, member, f"{self.path}:{name}")
+                    counter = common._read_stream(fh, size, compression, member, f"{self.path}:{name}")
                     total += counter.bytes
                     if member.large_objects is None:
-                        _check_copy_end(member, counter, f"{self.path}:{name}")
+                        common._check_copy_end(member, counter, f"{self.path}:{name}")
                 member.data_bytes = total
                 members.append(member)
         self.members = members
@@ -214,10 +191,10 @@ def _tar_header(block: bytes, path: str, pos: int) -> tuple:
         checksum = _tar_number(block[148:156])
         size = _tar_number(block[124:136])
     except ValueError:
-        raise VerifyError("corrupt", f"{path}: the tar header at byte {pos} is corrupt") from None
+        raise common.VerifyError("corrupt", f"{path}: the tar header at byte {pos} is corrupt") from None
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
     if checksum != unsigned:
-        raise VerifyError("corrupt", f"{path}: the tar header at byte {pos} has a wrong checksum: it is corrupt")
+        raise common.VerifyError("corrupt", f"{path}: the tar header at byte {pos} has a wrong checksum: it is corrupt")
     name = block[0:100].split(b"\0", 1)[0]
     if block[257:262] == b"ustar":
         prefix = block[345:500].split(b"\0", 1)[0]

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/unit/plugins: pg_dump_fixtures
 import pg_dump_fixtures as fx  # noqa: E402
 from ansible_collections.opsbook.webstack.plugins.module_utils import pg_archive as pa  # noqa: E402
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import plain as pa_plain  # noqa: E402
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import common as pa_common  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +134,7 @@ def test_directory_sha256_is_sha256sum_of_the_listing(dumps):
 @pytest.mark.parametrize("read_size", [3, 7, 64, 4096])
 def test_plain_scan_across_read_boundaries(dumps, monkeypatch, read_size):
     """COPY end markers and lines split between reads are still found."""
-    monkeypatch.setattr(pa_plain, "_READ_SIZE", read_size)  # the plain scanner's reads
+    monkeypatch.setattr(pa_common, "_READ_SIZE", read_size)
     for kind in ("plain", "plain_gzip"):
         archive = pa.open_archive(str(dumps.files[kind]))
         archive.header()

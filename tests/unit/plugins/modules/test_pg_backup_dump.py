@@ -41,9 +41,25 @@ def args(server, dest, **extra):
         "login_port": server.port,
         "login_user": server.user,
         "login_password": server.password,
-        "bin_dir": str(server.bin_dir),
+        "pg_bin_dir": str(server.bin_dir),
         **extra,
     }
+
+
+def test_the_former_option_name_bin_dir_still_works(database, tmp_path):
+    """pg_bin_dir is the family's name (doc fragment opsbook.webstack.postgres); bin_dir stays an alias."""
+    given = args(database, tmp_path / "b.dump")
+    given["bin_dir"] = given.pop("pg_bin_dir")
+    result = run_module("pg_backup_dump", given)
+    assert not result.failed, result.msg
+    assert result["tables"] == {"public.article": 3000, "audit.event": 250}
+
+
+def test_a_pg_bin_dir_without_pg_dump_fails_naming_it(database, tmp_path):
+    dest = tmp_path / "b.dump"
+    result = run_module("pg_backup_dump", args(database, dest, pg_bin_dir=str(tmp_path)))
+    assert result.failed and f"pg_dump was not found in pg_bin_dir {tmp_path}" in result.msg, result.msg
+    assert not dest.exists()
 
 
 def test_counts_match_the_archive_and_the_file_is_private(database, tmp_path):
