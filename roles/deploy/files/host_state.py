@@ -8,10 +8,16 @@
 #   host is back into the load balancer (activate.yml), {"release", "previous", ...}; null
 #   when there is none (no run was cut short) or PROGRESS is '';
 # - answers: for each NAME whether HOST:PORT accepted a TCP connection within TIMEOUT
-#   seconds (tried again every half second until then), and errors for the ones that did not.
+#   seconds (tried again every half second until then), and errors for the ones that did not;
+# - platform: what a virtualenv built here depends on, as one string: the OS (os-release ID
+#   and VERSION_ID), the machine, libc, and the interpreter the deploy builds with
+#   (/usr/bin/python3: its real path, version and ABI tag). Hosts with the same string can
+#   run a virtualenv built on any of them (deploy_build: once, install.yml).
 import json
 import os
+import platform
 import socket
+import subprocess
 import sys
 import time
 
@@ -52,4 +58,45 @@ for target in targets:
                 result.setdefault("errors", {})[name] = str(exc)
                 break
             time.sleep(0.5)
+
+
+def os_release() -> str:
+    fields = {}
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    key, sep, value = line.strip().partition("=")
+                    if sep:
+                        fields[key] = value.strip("\"'")
+            break
+        except OSError:
+            continue
+    return f"{fields.get('ID', 'unknown')}-{fields.get('VERSION_ID', '')}"
+
+
+PROBE = (
+    "import platform, sys, sysconfig;"
+    "print(platform.python_version(), sys.implementation.cache_tag, sysconfig.get_config_var('SOABI'))"
+)
+
+
+def interpreter(path: str = "/usr/bin/python3") -> str:
+    """The real path, version and ABI of the interpreter the deploy makes virtualenvs with."""
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        return f"{path} missing"
+    if real == os.path.realpath(sys.executable):
+        import sysconfig
+
+        return f"{real} {platform.python_version()} {sys.implementation.cache_tag} {sysconfig.get_config_var('SOABI')}"
+    try:
+        out = subprocess.run([path, "-c", PROBE], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = "unreadable"
+    return f"{real} {out.strip()}"
+
+
+libc = " ".join(platform.libc_ver()).strip() or "unknown-libc"
+result["platform"] = f"{os_release()} {platform.machine()} {libc} {interpreter()}"
 print(json.dumps(result))

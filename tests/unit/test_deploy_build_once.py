@@ -1,0 +1,133 @@
+"""deploy_build once (issue 24 item 2): the platform key a host reports (roles/deploy/files/host_state.py,
+run as the role runs it) and the build plan the role derives from it (roles/deploy/vars/main.yml's
+__deploy_build_group / __deploy_builder, rendered by ansible-playbook itself on local hosts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ROOT / "roles" / "deploy" / "files"
+BIN = Path(sys.executable).parent
+
+
+def host_state(tmp_path: Path) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (FILES / "host_state.py").read_text(),
+            str(tmp_path / "current"),
+            "",
+            str(tmp_path),
+            "1",
+            "",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs /usr/bin/python3, as the role does")
+def test_platform_names_os_machine_libc_and_the_interpreter_virtualenvs_are_made_with(tmp_path):
+    seen = host_state(tmp_path)["platform"]
+    probe = subprocess.run(
+        [
+            "/usr/bin/python3",
+            "-c",
+            "import platform, sys; print(platform.python_version(), sys.implementation.cache_tag)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    release = dict(
+        line.strip().split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
+    )
+    os_id = f"{release['ID'].strip(chr(34))}-{release.get('VERSION_ID', '').strip(chr(34))}"
+    assert seen.startswith(f"{os_id} {platform.machine()} ")
+    assert f" {os.path.realpath('/usr/bin/python3')} {probe[0]} {probe[1]} " in seen
+    assert "glibc" in seen or "unknown-libc" in seen
+
+
+PLAYBOOK = """
+- name: The deploy role's build plan on hosts of two platforms and two app roots
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Load the deploy role's variables
+      ansible.builtin.include_vars: {vars}
+    - name: What phase_install.yml lists (d already serves the release)
+      ansible.builtin.set_fact:
+        deploy_needed_hosts: [a, b, c, e, f, g]
+      run_once: true
+    - name: Show the plan
+      ansible.builtin.debug:
+        msg: >-
+          PLAN {{{{ {{'host': inventory_hostname, 'builder': __deploy_builder,
+                     'group': __deploy_build_group}} | to_json }}}}
+      when: inventory_hostname in deploy_needed_hosts
+"""
+
+
+def plan(tmp_path: Path, build: str) -> dict:
+    hosts = {
+        "a": ("debian-12 x86_64 glibc 2.36 /usr/bin/python3.11 3.11.2 cpython-311", "/srv/journal"),
+        "b": ("debian-12 x86_64 glibc 2.36 /usr/bin/python3.11 3.11.2 cpython-311", "/srv/journal"),
+        "c": ("debian-13 x86_64 glibc 2.41 /usr/bin/python3.13 3.13.5 cpython-313", "/srv/journal"),
+        "d": ("debian-12 x86_64 glibc 2.36 /usr/bin/python3.11 3.11.2 cpython-311", "/srv/journal"),
+        "e": ("debian-13 x86_64 glibc 2.41 /usr/bin/python3.13 3.13.5 cpython-313", "/srv/journal"),
+        "f": ("debian-12 x86_64 glibc 2.36 /usr/bin/python3.11 3.11.2 cpython-311", "/opt/journal"),
+        "g": ("debian-12 x86_64 glibc 2.36 /usr/bin/python3.11 3.11.2 cpython-311", "/srv/journal"),
+    }
+    inventory = {
+        "all": {
+            "hosts": {
+                name: {"ansible_connection": "local", "deploy_platform": key, "app_root": root}
+                for name, (key, root) in hosts.items()
+            },
+            "vars": {"deploy_build": build, "ansible_python_interpreter": sys.executable},
+        }
+    }
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "plan.yml").write_text(PLAYBOOK.format(vars=ROOT / "roles" / "deploy" / "vars" / "main.yml"))
+    out = subprocess.run(
+        [BIN / "ansible-playbook", "-i", tmp_path / "inventory.json", tmp_path / "plan.yml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_NOCOLOR": "1"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    seen = {}
+    for line in out.stdout.splitlines():
+        if '"msg": "PLAN ' in line:
+            entry = json.loads(json.loads("{" + line.strip() + "}")["msg"][len("PLAN ") :])
+            seen[entry["host"]] = (entry["builder"], entry["group"])
+    return seen
+
+
+def test_once_builds_on_the_first_needed_host_of_each_platform_and_app_root(tmp_path):
+    assert plan(tmp_path, "once") == {
+        "a": ("a", ["a", "b", "g"]),
+        "b": ("a", ["a", "b", "g"]),
+        "g": ("a", ["a", "b", "g"]),
+        "c": ("c", ["c", "e"]),  # another OS and Python: its own build
+        "e": ("c", ["c", "e"]),
+        "f": ("f", ["f"]),  # same platform, another app_root: the virtualenv's path differs
+    }
+
+
+def test_per_host_builds_on_every_host(tmp_path):
+    assert plan(tmp_path, "per_host") == {h: (h, [h]) for h in "abcefg"}
