@@ -4,9 +4,11 @@
 #   bench/scale/baseline.sh <docker|ssh> <lab> <ref> <git dir> <serial> <host>...
 # The steps are those of bench/deploy/baseline.sh --same-steps, for any number of hosts:
 # a lock (mkdir on the first host); preflight per host (free disk, the database and the broker
-# answer); the code archive made once here and, on every host in parallel (as forks do), copied,
-# unpacked, with its virtualenv and the requirements from the host's wheelhouse; the
-# environment file written back; migrate once; collectstatic on every host in parallel; then
+# answer); the code archive made once here, copied to the first host and unpacked there with
+# its virtualenv and the requirements from the host's wheelhouse, that release packed, brought
+# back here and copied to every other host in parallel (as forks do), checked and unpacked
+# (RAW_BUILD=per_host: every host installs its own, as before); the environment file written
+# back; migrate once; collectstatic on every host in parallel; then
 # <serial> hosts at a time: out of nginx on lb1, 2 s for requests in flight, switch, restart
 # beat (the first host), the worker drained with the Celery CLI, worker and web restarted,
 # wait for /health/ to serve the release, back into nginx; the release through lb1; a record
@@ -118,7 +120,38 @@ install() {
     venv/bin/pip install -q --no-cache-dir --no-index --find-links "${wheels}" -r requirements.txt
   rx "${host}" sh -c "cp -p ${root}/shared/env ${root}/shared/env.new && mv ${root}/shared/env.new ${root}/shared/env"
 }
-each install "${hosts[@]}"
+# Built once (as deploy_build: once, the lab's hosts share one platform): the first host
+# builds the release, packs it (gzip -1), it comes back here and goes to every other host in
+# parallel, checked (sha256) and unpacked at the same path. RAW_BUILD=per_host: every host
+# builds its own (the steps of deploy_build: per_host, and of this script before it).
+fetch() {  # HOST SRC DEST
+  if [ "${transport}" = docker ]; then docker cp -q "${lab}-$1:$2" "$3"
+  else ssh "${ssh_opts[@]}" "${lab}-$1" "cat $2" >"$3"; fi
+}
+shipped="$(mktemp --suffix=.tar.gz)"
+trap 'cleanup; rm -f "${shipped}"' EXIT
+receive() {
+  local host=$1
+  rx --user journal "${host}" mkdir -p "${root}/releases/${release}"
+  put "${host}" "${shipped}" /tmp/release-built.tar.gz
+  rx "${host}" chmod 0644 /tmp/release-built.tar.gz
+  rx "${host}" sh -c "echo '${sum}  /tmp/release-built.tar.gz' | sha256sum -c --status"
+  rx --user journal "${host}" tar -xzf /tmp/release-built.tar.gz -C "${root}/releases/${release}"
+  rx "${host}" rm -f /tmp/release-built.tar.gz
+  rx "${host}" sh -c "cp -p ${root}/shared/env ${root}/shared/env.new && mv ${root}/shared/env.new ${root}/shared/env"
+}
+if [ "${RAW_BUILD:-once}" = once ]; then
+  install "${hosts[0]}"
+  if [ "${#hosts[@]}" -gt 1 ]; then
+    rx "${hosts[0]}" sh -c "cd ${root}/releases/${release} && tar -cf /tmp/release-built.tar . && gzip -1f /tmp/release-built.tar"
+    fetch "${hosts[0]}" /tmp/release-built.tar.gz "${shipped}"
+    rx "${hosts[0]}" rm -f /tmp/release-built.tar.gz
+    sum="$(sha256sum "${shipped}" | cut -d' ' -f1)"
+    each receive "${hosts[@]:1}"
+  fi
+else
+  each install "${hosts[@]}"
+fi
 manage "${hosts[0]}" "${root}/releases/${release}" migrate --noinput >/dev/null
 collectstatic() { manage "$1" "${root}/releases/${release}" collectstatic --noinput >/dev/null; }
 each collectstatic "${hosts[@]}"

@@ -152,6 +152,8 @@ def svg_plot(series: dict[str, list[tuple[int, float]]], path: Path, title: str)
     for i, (name, points) in enumerate(series.items()):
         color = colors[i % len(colors)]
         dash = ' stroke-dasharray="5,4"' if name.startswith("raw") else ""
+        if name.endswith("before"):  # a previous run's line (--before): dotted
+            dash = ' stroke-dasharray="1,3"'
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(points))
         out.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
         for x, y in points:
@@ -166,7 +168,9 @@ def svg_plot(series: dict[str, list[tuple[int, float]]], path: Path, title: str)
     path.write_text("\n".join(out) + "\n")
 
 
-def summary(results: list[dict], meta: dict, out: Path, plot: Path, complete: bool) -> dict:
+def summary(
+    results: list[dict], meta: dict, out: Path, plot: Path, complete: bool, before: list[dict] | None = None
+) -> dict:
     """Write the result file (after every line, so a run stopped early keeps what it measured) and the plot."""
     fits = {}
     series: dict[str, list[tuple[int, float]]] = {}
@@ -184,6 +188,11 @@ def summary(results: list[dict], meta: dict, out: Path, plot: Path, complete: bo
                                                       for r in base_lines])  # fmt: skip
         series[f"ours {transport}"] = ours_pts
         series[f"raw {transport}"] = raw_pts
+    for transport in sorted({r["transport"] for r in results}):
+        old = [(r["hosts"], r["ours"]["seconds"]) for r in before or [] if r["transport"] == transport
+               and r["forks"] == r["hosts"] and r["serial"] == 1 and not r["option"]]  # fmt: skip
+        if len(old) >= 2:
+            series[f"ours {transport} before"] = old
     loads = [r["ours"]["load"] for r in results]
     result = {
         "benchmark": "scale",
@@ -220,6 +229,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the lab up")
     parser.add_argument("--out", help="result file (default bench/results/scale-<UTC date>T<HHMM>.json)")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "scale-hosts.svg"))
+    parser.add_argument(
+        "--build",
+        choices=["once", "per_host"],
+        default="once",
+        help="deploy_build of our deploys, and RAW_BUILD of the raw baseline (the same steps)",
+    )
+    parser.add_argument("--base-only", action="store_true", help="only forks = hosts, deploy_serial 1")
+    parser.add_argument("--before", help="a previous result file whose base lines the plot shows dotted")
     args = parser.parse_args()
     started_at = datetime.datetime.now(datetime.UTC)
     hosts = sorted(args.hosts)
@@ -229,7 +246,8 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="opsbook-scale-inv-"))
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"scale-{started_at:%Y-%m-%dT%H%M}.json"
     meta = {"started": started_at.isoformat(timespec="seconds"), "lab": LAB, "load_rate_per_s": args.rate,
-            "logs": str(logs)}  # fmt: skip
+            "logs": str(logs), "build": args.build}  # fmt: skip
+    before = json.loads(Path(args.before).read_text())["lines"] if args.before else None
     playbook = [BIN / "ansible-playbook"]
     env_lab = {"OPSBOOK_LAB_APP_HOSTS": str(top)}
 
@@ -261,7 +279,7 @@ def main() -> None:
             logs / f"provision-lb1-{n}.log")  # fmt: skip
         for transport in args.transports:
             lines.append((n, transport, n, 1, "", {}, []))
-        if n == top:
+        if n == top and not args.base_only:
             for transport in args.transports:
                 lines.append((n, transport, 5, 1, "", {}, []))
                 lines.append((n, transport, n, 2, "", {}, []))
@@ -291,15 +309,17 @@ def main() -> None:
                         *apps,
                     ],
                     logs / f"raw-{transport}-{count}h-s{serial}.log",
+                    {"RAW_BUILD": args.build},
                     load=True,
                     rate=args.rate,
                 )
                 raw = raw_done[key]
                 print(f"raw  {transport:<6} {count}h s{serial}: {raw['seconds']} s {raw['load']}", flush=True)
             ref = next_ref()
+            loadavg = os.getloadavg()
             ours = run(
                 [*playbook, "-i", inventory(base, count, transport), "playbooks/deploy.yml", "-e", f"deploy_ref={ref}",
-                 "-e", f"deploy_serial={serial}", "-f", forks, *extra],
+                 "-e", f"deploy_serial={serial}", "-e", f"deploy_build={args.build}", "-f", forks, *extra],
                 logs / f"ours-{name}.log", env, load=True, rate=args.rate, check=not option,
             )  # fmt: skip
             if "rc" in ours:  # an option line that failed: the deploy rolled back, the live ref is the old one
@@ -309,15 +329,16 @@ def main() -> None:
             results.append({
                 "hosts": count, "transport": transport, "forks": forks, "serial": serial, "option": option or None,
                 "ours": ours, "raw": raw, "ratio_ours_to_raw": round(ours["seconds"] / raw["seconds"], 2),
+                "loadavg_at_start": [round(x, 2) for x in loadavg],
             })  # fmt: skip
-            summary(results, meta, out, Path(args.plot), complete=False)
+            summary(results, meta, out, Path(args.plot), complete=False, before=before)
 
     print(f"{'line':<34}{'ours s':>8}{'raw s':>8}{'ratio':>7}{'sent':>7}{'failed':>7}")
     for r in results:
         name = f"{r['transport']} {r['hosts']}h f{r['forks']} s{r['serial']} {r['option'] or ''}"
         print(f"{name:<34}{r['ours']['seconds']:>8}{r['raw']['seconds']:>8}{r['ratio_ours_to_raw']:>7}"
               f"{r['ours']['load']['sent']:>7}{r['ours']['load']['failed']:>7}")  # fmt: skip
-    fits = summary(results, meta, out, Path(args.plot), complete=True)["fit_forks_eq_hosts_serial_1"]
+    fits = summary(results, meta, out, Path(args.plot), complete=True, before=before)["fit_forks_eq_hosts_serial_1"]
     for key, value in fits.items():
         print(f"fit {key}: {value['fixed_s']} s + {value['per_host_s']} s per app host")
     print(f"written to {out}; logs in {logs}")

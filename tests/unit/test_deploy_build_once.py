@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,69 @@ def test_once_builds_on_the_first_needed_host_of_each_platform_and_app_root(tmp_
 
 def test_per_host_builds_on_every_host(tmp_path):
     assert plan(tmp_path, "per_host") == {h: (h, [h]) for h in "abcefg"}
+
+
+def release_sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """roles/deploy/files/release.sh as install.yml runs it: `/bin/sh -ec <text> release MODE ARGS...`."""
+    out = subprocess.run(
+        ["/bin/sh", "-ec", (FILES / "release.sh").read_text(), "release", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def built_release(root: Path) -> Path:
+    """A finished release as `release.sh build` leaves it (code, REVISION, a virtualenv)."""
+    rel = root / "releases" / "20261205T000000Z-v2"
+    (rel / "venv" / "bin").mkdir(parents=True)
+    (rel / "venv" / "bin" / "python").write_text("#!/bin/sh\n")
+    (rel / "venv" / "bin" / "python").chmod(0o755)
+    (rel / "manage.py").write_text("print('v2')\n")
+    (rel / "REVISION").write_text("abc\n")
+    return rel
+
+
+def test_pack_then_unpack_ships_the_release_to_the_same_path_and_removes_half_made_ones(tmp_path):
+    rel = built_release(tmp_path / "build")
+    archive, digest = release_sh("pack", str(rel)).stdout.split()
+    assert Path(archive).stat().st_mode & 0o777 == 0o600
+    assert Path(archive).parent.stat().st_mode & 0o777 == 0o700
+    target = tmp_path / "host" / "releases" / rel.name
+    leftover = tmp_path / "host" / "releases" / "20261204T000000Z-v1"  # a killed run's unfinished release
+    leftover.mkdir(parents=True)
+    (leftover / ".installing").write_text("")
+    shipped = tmp_path / "shipped.tar.gz"
+    shipped.write_bytes(Path(archive).read_bytes())
+    shutil.rmtree(Path(archive).parent)
+    assert release_sh("unpack", str(target), str(shipped), digest).stdout.startswith("unpacked ")
+    assert (target / "manage.py").read_text() == "print('v2')\n"
+    assert os.access(target / "venv" / "bin" / "python", os.X_OK)
+    assert not (target / ".installing").exists()
+    assert not leftover.exists()
+    assert not shipped.exists()  # removed whatever happens
+
+
+def test_unpack_refuses_an_archive_whose_sha256_differs_and_changes_nothing(tmp_path):
+    rel = built_release(tmp_path / "build")
+    archive, digest = release_sh("pack", str(rel)).stdout.split()
+    shipped = tmp_path / "shipped.tar.gz"
+    shipped.write_bytes(Path(archive).read_bytes() + b"\0")
+    shutil.rmtree(Path(archive).parent)
+    target = tmp_path / "host" / "releases" / rel.name
+    target.parent.mkdir(parents=True)
+    out = release_sh("unpack", str(target), str(shipped), digest, check=False)
+    assert out.returncode != 0
+    assert f"not {digest} as packed on the build host" in out.stderr
+    assert not target.exists()
+    assert not shipped.exists()
+
+
+def test_pack_refuses_an_unfinished_release(tmp_path):
+    rel = built_release(tmp_path / "build")
+    (rel / ".installing").write_text("")
+    out = release_sh("pack", str(rel), check=False)
+    assert out.returncode != 0 and "is not a finished release" in out.stderr
