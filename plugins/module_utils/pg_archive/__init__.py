@@ -38,7 +38,6 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive.common
     K_OFFSET_POS_SET,
     LEVELS,
     MAX_ARCHIVE_VERSION,
-    PG_RESTORE_FAILURES,
     PLAIN_CLUSTER_HEAD,
     PLAIN_HEAD,
     PLAIN_TRAILER,

@@ -48,13 +48,6 @@ PLAIN_CLUSTER_HEAD = b"-- PostgreSQL database cluster dump"
 _READ_SIZE = 1 << 20
 _MAX_LINE = 64 << 20
 
-# Lines of pg_restore's stderr that mean it could not read everything.
-PG_RESTORE_FAILURES = re.compile(
-    r"no data will be available|could not find block id|unexpected end of file|end of file|could not read|"
-    r"could not uncompress|could not open input file|corrupt|error:|fatal:",
-    re.IGNORECASE,
-)
-
 
 class VerifyError(Exception):
     """A verification failure: reason is a stable code, message says what is wrong."""
