@@ -1,9 +1,10 @@
-"""celery.yml on the lab: report, threshold check, drain and resume, requeue of a failed task."""
+"""celery.yml on the lab: report, threshold check, drain and resume, requeue of a failed task, purge of failed tasks."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 from lab_helpers import ansible_playbook, as_app, lab_exec
@@ -14,6 +15,14 @@ pytestmark = pytest.mark.lab
 def celery_call(task: str, args: list) -> None:
     """Send a task the way an operator would, with the app's own environment, on app1."""
     as_app("app1", "/srv/journal/current/venv/bin/celery", "-A", "journal", "call", task, "--args", json.dumps(args))
+
+
+def psql(sql: str) -> str:
+    return lab_exec("db1", "psql", "-d", "journal", "-tAc", sql, user="postgres").stdout.strip()
+
+
+def results(status: str) -> int:
+    return int(psql(f"SELECT count(*) FROM django_celery_results_taskresult WHERE status = '{status}'"))
 
 
 def stats(stdout: str) -> dict:
@@ -73,3 +82,38 @@ def test_requeue_resends_a_failed_task(lab):
     assert result.returncode == 0, result.stdout[-4000:]
     assert len(stats(result.stdout)["celery_requeued"]) >= 1
     assert "lab-db-password" not in result.stdout
+
+
+def test_purge_failed_needs_the_database_name_and_counts(lab):
+    before = results("FAILURE")
+    for _ in range(3):  # certificates that do not exist: each generation fails on the worker
+        celery_call("certificates.tasks.generate_certificate", [str(uuid.uuid4())])
+    for _ in range(60):
+        if results("FAILURE") == before + 3:
+            break
+        time.sleep(0.5)
+    failed, succeeded = results("FAILURE"), results("SUCCESS")
+    assert failed == before + 3, "the three failures were not recorded"
+
+    refused, _ = ansible_playbook("celery.yml", "-e", "celery_action=purge_failed")
+    assert refused.returncode != 0
+    assert "set celery_purge_confirm=journal to do it (celery_purge_confirm is '')" in refused.stdout
+    assert results("FAILURE") == failed, "a refused purge deleted rows"
+
+    confirm = ("-e", "celery_action=purge_failed", "-e", "celery_purge_confirm=journal")
+    check, _ = ansible_playbook("celery.yml", "--check", *confirm)
+    assert check.returncode == 0, check.stdout[-4000:]
+    expected = {"failed_before": failed, "purged": failed, "failed_after": failed, "older_than": ""}
+    assert stats(check.stdout)["celery_purge"] == expected
+    assert results("FAILURE") == failed, "check mode deleted rows"
+
+    result, recap = ansible_playbook("celery.yml", *confirm)
+    assert result.returncode == 0, result.stdout[-4000:]
+    expected = {"failed_before": failed, "purged": failed, "failed_after": 0, "older_than": ""}
+    assert stats(result.stdout)["celery_purge"] == expected
+    assert results("FAILURE") == 0 and results("SUCCESS") == succeeded
+    assert "lab-db-password" not in result.stdout + refused.stdout
+
+    again, recap = ansible_playbook("celery.yml", *confirm)
+    assert again.returncode == 0 and stats(again.stdout)["celery_purge"]["purged"] == 0
+    assert sum(recap.values()) == 0, f"a purge with nothing to purge changed something: {recap}"
