@@ -288,3 +288,87 @@ def test_the_maintenance_page_serves_users_503_and_lets_health_checks_through(tm
         page("off")
     users = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/version/").stdout
     assert users.startswith("HTTP/1.1 200")
+
+
+def redis(command: str) -> str:
+    """redis-cli on mm-db1 as the app's client; the password read there from Redis's own config (not in argv)."""
+    result = DB.run(
+        "REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/opsbook.conf | tr -d '\"') "
+        f"redis-cli --no-auth-warning {command}"
+    )
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+def redis_stats() -> dict[str, int]:
+    info = dict(line.split(":", 1) for line in redis("INFO stats").splitlines() if ":" in line)
+    return {key: int(info[key]) for key in ("keyspace_hits", "keyspace_misses")}
+
+
+@pytest.fixture
+def waiting_lock():
+    """A transaction holding an exclusive lock on the articles table, and a query waiting for it."""
+    holder = DB.run(
+        "systemd-run --unit=mm-lock-holder --collect runuser -u postgres -- psql -d journal -c "
+        '"BEGIN; LOCK TABLE articles_article IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300);"'
+    )
+    assert holder.rc == 0, holder.stderr
+    waiter = DB.run(
+        "systemd-run --unit=mm-lock-waiter --collect runuser -u postgres -- psql -d journal -c "
+        "\"SELECT count(*) FROM articles_article WHERE title <> 'hunter3'\""
+    )
+    assert waiter.rc == 0, waiter.stderr
+    yield
+    DB.run("systemctl stop mm-lock-waiter.service mm-lock-holder.service")
+
+
+def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_path, waiting_lock):
+    # Real statements: one with a literal run 3 times (pg_stat_statements stores it as $1).
+    for _ in range(3):
+        psql("SELECT count(*) FROM articles_article WHERE title = 'top-secret-value'")
+    # Real cache traffic: 5 hits and 3 misses.
+    before = redis_stats()
+    redis("SET mm:insight 1")
+    for _ in range(5):
+        assert redis("GET mm:insight").strip() == "1"
+    for _ in range(3):
+        assert redis("GET mm:insight:missing").strip() == ""
+    deadline = time.monotonic() + 30
+    while psql("SELECT count(*) FROM pg_locks WHERE NOT granted") == "0" and time.monotonic() < deadline:
+        time.sleep(1)
+    holder_pid = psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE articles_article%'")
+    assert holder_pid, "the lock holder is not running"
+
+    data, recap, out = run_ok("maintenance.yml", tmp_path)
+    assert recap == {h: 0 for h in recap}, recap
+    db = data["database"]
+    assert db["statements_status"].startswith("enabled (pg_stat_statements"), db["statements_status"]
+    [ours] = [s for s in db["statements"] if "articles_article WHERE title =" in s["query"]]
+    assert "$1" in ours["query"] and ours["calls"] >= 3, ours
+    assert {"total_ms", "mean_ms", "rows", "percent"} <= set(ours)
+    assert findings(data, "statement mean time"), "the listed statements are judged by statement_mean_ms"
+
+    [wait] = [w for w in db["lock_waits"] if "articles_article" in w["object"]]
+    assert f"pid {holder_pid} postgres" in wait["blockers"] and int(holder_pid) in wait["blocked_by"], wait
+    assert wait["mode"] == "AccessShareLock" and wait["seconds"] >= 0, wait
+    [finding] = [f for f in findings(data, "lock wait") if "articles_article" in f["subject"]]
+    assert finding["metric"] == "lock_wait_seconds" and finding["detail"].startswith("blocked by pid"), finding
+
+    cache = data["cache"]
+    assert cache["host"] == "mm-db1" and cache["version"]
+    assert cache["keyspace_hits"] >= before["keyspace_hits"] + 5, (before, cache)
+    assert cache["keyspace_misses"] >= before["keyspace_misses"] + 3, (before, cache)
+    total = cache["keyspace_hits"] + cache["keyspace_misses"]
+    assert cache["hit_percent"] == round(100.0 * cache["keyspace_hits"] / total, 1)
+    assert cache["used_memory"] > 0 and cache["latency"]["samples"] > 0, cache
+    checks = {f["check"]: f for f in data["findings"] if f["host"] == "mm-db1"}
+    assert {"redis memory", "redis fragmentation", "cache hit rate", "redis latency"} <= set(checks)
+    assert checks["redis latency"]["metric"] == "redis_latency_ms" and checks["redis latency"]["value"] is not None
+
+    # Nothing secret in the reports or the output: literals masked or normalised, no Redis password.
+    html = Path(data["html"]).read_text()
+    for text in (json.dumps(data), html, out):
+        assert "top-secret-value" not in text and "hunter3" not in text
+    password = DB.run("sed -n 's/^requirepass //p' /etc/redis/opsbook.conf | tr -d '\"'").stdout.strip()
+    assert password and password not in json.dumps(data) + html + out
+    assert "Lock waits" in html and "Top statements by total time" in html and "Redis on mm-db1" in html
