@@ -122,6 +122,14 @@ def test_purge_failed_needs_the_queue_name_and_counts(inventory, rq_redis):
     assert registry.get_job_count(cleanup=False) == failed, "a refused purge removed jobs"
 
     confirm = ("-e", "celery_action=purge_failed", "-e", f"celery_purge_confirm={QUEUE}")
+    # A misspelt age filter would purge every failed job: validate refuses it first.
+    misspelt, _ = playbook(inventory, *confirm, "-e", "celery_purge_older_then=7d")
+    assert misspelt.returncode != 0
+    assert "Unknown variable 'celery_purge_older_then' given with -e: did you mean 'celery_purge_older_than'" in (
+        misspelt.stdout
+    )
+    assert registry.get_job_count(cleanup=False) == failed, "a refused purge removed jobs"
+
     check, stats = playbook(inventory, "--check", *confirm)
     assert check.returncode == 0, check.stdout[-4000:]
     assert stats["celery_purge"] == {
