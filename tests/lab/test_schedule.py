@@ -75,7 +75,7 @@ def ops_host(lab):
     sh("lb1", f"chmod 0600 {key}")
     yield
     schedule([])  # no timers left behind for the tests after this one
-    sh("lb1", f"rm -rf {key.parent} {REPORTS}", check=False)
+    sh("lb1", f"rm -rf {key.parent} {CACHE / 'labs'} {REPORTS}", check=False)  # in lb1, not here
 
 
 def job_vars(jobs: list[dict]) -> dict:
