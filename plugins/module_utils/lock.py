@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The opsbook lock: a directory holding a holder.json note that names who holds it.
 
-Shared by deploy_lock (one deploy per app), backup_prepare and pg_backup_dump (one backup per
-database), backup_publish and backup_rotate (release it once publication and rotation are done,
+Shared by deploy_lock (one deploy per app), pg_backup_dump through module_utils.prepare (one backup
+per database), backup_publish and backup_rotate (release it once publication and rotation are done,
 through module_utils.rotation). A run releases only the lock its token holds.
 
 Liveness. A lock is not stale because it is old but because its holder stopped showing signs of
