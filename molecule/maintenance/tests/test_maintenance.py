@@ -4,6 +4,7 @@ The tests run in file order against mm-lb1 (nginx), mm-app1 (app, workers, beat)
 (PostgreSQL, Redis). Each playbook run writes its report to its own directory, read back here.
 """
 
+import contextlib
 import json
 import re
 import subprocess
@@ -305,24 +306,39 @@ def redis_stats() -> dict[str, int]:
     return {key: int(info[key]) for key in ("keyspace_hits", "keyspace_misses")}
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def waiting_lock():
-    """A transaction holding an exclusive lock on the articles table, and a query waiting for it."""
+    """A transaction holding an EXCLUSIVE lock on the articles table (reads pass, writes wait) and an UPDATE waiting.
+
+    EXCLUSIVE rather than ACCESS EXCLUSIVE: the report's own reads (table sizes take ACCESS SHARE) must not wait.
+    """
     holder = DB.run(
         "systemd-run --unit=mm-lock-holder --collect runuser -u postgres -- psql -d journal -c "
-        '"BEGIN; LOCK TABLE articles_article IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300);"'
+        '"BEGIN; LOCK TABLE articles_article IN EXCLUSIVE MODE; SELECT pg_sleep(900);"'
     )
     assert holder.rc == 0, holder.stderr
-    waiter = DB.run(
-        "systemd-run --unit=mm-lock-waiter --collect runuser -u postgres -- psql -d journal -c "
-        "\"SELECT count(*) FROM articles_article WHERE title <> 'hunter3'\""
-    )
-    assert waiter.rc == 0, waiter.stderr
-    yield
-    DB.run("systemctl stop mm-lock-waiter.service mm-lock-holder.service")
+    try:
+        deadline = time.monotonic() + 60
+        while not holder_pid() and time.monotonic() < deadline:
+            time.sleep(1)
+        waiter = DB.run(
+            "systemd-run --unit=mm-lock-waiter --collect runuser -u postgres -- psql -d journal -c "
+            "\"UPDATE articles_article SET title = title WHERE title = 'hunter3'\""
+        )
+        assert waiter.rc == 0, waiter.stderr
+        deadline = time.monotonic() + 60
+        while psql("SELECT count(*) FROM pg_locks WHERE NOT granted") == "0" and time.monotonic() < deadline:
+            time.sleep(1)
+        yield holder_pid()
+    finally:
+        DB.run("systemctl stop mm-lock-waiter.service mm-lock-holder.service")
 
 
-def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_path, waiting_lock):
+def holder_pid() -> str:
+    return psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE articles_article%'")
+
+
+def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_path):
     # Real statements: one with a literal run 3 times (pg_stat_statements stores it as $1).
     for _ in range(3):
         psql("SELECT count(*) FROM articles_article WHERE title = 'top-secret-value'")
@@ -333,13 +349,9 @@ def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_pat
         assert redis("GET mm:insight").strip() == "1"
     for _ in range(3):
         assert redis("GET mm:insight:missing").strip() == ""
-    deadline = time.monotonic() + 30
-    while psql("SELECT count(*) FROM pg_locks WHERE NOT granted") == "0" and time.monotonic() < deadline:
-        time.sleep(1)
-    holder_pid = psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE articles_article%'")
-    assert holder_pid, "the lock holder is not running"
-
-    data, recap, out = run_ok("maintenance.yml", tmp_path)
+    with waiting_lock() as holder:  # after the statements: the UPDATE waits, reads do not
+        assert holder, "the lock holder is not running"
+        data, recap, out = run_ok("maintenance.yml", tmp_path)
     assert recap == {h: 0 for h in recap}, recap
     db = data["database"]
     assert db["statements_status"].startswith("enabled (pg_stat_statements"), db["statements_status"]
@@ -349,8 +361,8 @@ def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_pat
     assert findings(data, "statement mean time"), "the listed statements are judged by statement_mean_ms"
 
     [wait] = [w for w in db["lock_waits"] if "articles_article" in w["object"]]
-    assert f"pid {holder_pid} postgres" in wait["blockers"] and int(holder_pid) in wait["blocked_by"], wait
-    assert wait["mode"] == "AccessShareLock" and wait["seconds"] >= 0, wait
+    assert f"pid {holder} postgres" in wait["blockers"] and int(holder) in wait["blocked_by"], wait
+    assert wait["mode"] == "RowExclusiveLock" and wait["seconds"] >= 0, wait
     [finding] = [f for f in findings(data, "lock wait") if "articles_article" in f["subject"]]
     assert finding["metric"] == "lock_wait_seconds" and finding["detail"].startswith("blocked by pid"), finding
 
