@@ -28,8 +28,10 @@ PROPERTIES = ("MainPID", "ActiveEnterTimestampMonotonic", "InactiveEnterTimestam
 
 
 def units(host: str) -> dict[str, dict[str, str]]:
-    """Every loaded journal* unit on the host as systemd sees it (the socket included)."""
-    listed = lab_exec(host, "systemctl", "list-units", "journal.*", "journal-*", "--all", "--plain", "--no-legend").stdout
+    """Every loaded unit of the app journal (journal.*, journal-*) as systemd sees it, the socket included;
+    not the blue-green app journal_bg's that the demo deploys."""
+    patterns = ("journal.*", "journal-*")
+    listed = lab_exec(host, "systemctl", "list-units", *patterns, "--all", "--plain", "--no-legend").stdout
     names = sorted(line.split()[0] for line in listed.splitlines() if line.strip())
     shown = lab_exec(host, "systemctl", "show", *[f"--property={p}" for p in PROPERTIES], *names).stdout
     blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in shown.split("\n\n")]
