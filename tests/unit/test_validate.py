@@ -348,6 +348,18 @@ CASES = [
         expect=(r"app_slots must have exactly the keys blue and green, got \[.blue.\]",),
     ),
     Case(
+        "slots_same_port",
+        "blue_green.yml with both slots on the app group and one port: refused in validation, no host contacted",
+        playbook="blue_green.yml",
+        args=(
+            "-e",
+            '{"app_slots": {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8001}}}',
+            "-e",
+            "deploy_ref=v2",
+        ),
+        expect=(r"slots on the same hosts need different ports",),
+    ),
+    Case(
         "several_problems_at_once",
         "a bad app_name, a worker of kind cron and two beats are all reported in one run",
         mutations=(
