@@ -3,11 +3,12 @@
 #
 #   examples/webapp/build-repo.sh DEST
 #
-# DEST is (re)created with tags v1..v4 and branch main (= v2):
+# DEST is (re)created with tags v1..v5 and branch main (= v2):
 #   v1  src/
 #   v2  v1 + versions/v2   backward-compatible migration (nullable Article.summary)
 #   v3  v2 + versions/v3   /health/ fails (database check reads a missing table)
 #   v4  v2 + versions/v4   a migration that fails inside its transaction (not built on v3)
+#   v5  v2 + versions/v5   an irreversible data migration (RunPython without reverse code)
 #
 # Authors, committers, dates and file modes are fixed, and the user's git
 # configuration is ignored, so the commit ids are the same on every machine.
@@ -15,7 +16,7 @@ set -euo pipefail
 
 usage() {
     echo "usage: $0 DEST" >&2
-    echo "  creates (or recreates) a bare git repository at DEST with tags v1, v2, v3, v4" >&2
+    echo "  creates (or recreates) a bare git repository at DEST with tags v1, v2, v3, v4, v5" >&2
     exit 2
 }
 
@@ -84,10 +85,16 @@ git_ clean --quiet -fdx
 copy_tree "$here/versions/v4"
 commit v4 "2025-03-10T09:00:00Z" "journal v4: migration 0003 fails on purpose (broken migration)"
 
+# v5 branches from v2 too.
+git_ checkout --quiet --detach v2
+git_ clean --quiet -fdx
+copy_tree "$here/versions/v5"
+commit v5 "2025-03-17T09:00:00Z" "journal v5: irreversible data migration 0003 (summary backfill)"
+
 git_ branch --quiet --force main v2
 git init --quiet --bare --initial-branch=main --template= "$dest"
 git_ push --quiet "$(cd "$dest" && pwd)" refs/heads/main 'refs/tags/*'
 
-for ref in v1 v2 v3 v4 main; do
+for ref in v1 v2 v3 v4 v5 main; do
     printf '%-5s %s\n' "$ref" "$(git --git-dir="$dest" rev-parse "$ref^{commit}")"
 done

@@ -181,7 +181,7 @@ def table_columns(postgres_server, table: str) -> list[str]:
 
 def test_repo_tags_history_and_determinism(webapp_repo, tmp_path):
     commits = webapp_repo.commits
-    assert set(commits) == {"v1", "v2", "v3", "v4", "main"}
+    assert set(commits) == {"v1", "v2", "v3", "v4", "v5", "main"}
     assert commits["main"] == commits["v2"]
     git = ["git", "--git-dir", str(webapp_repo.path)]
 
@@ -191,7 +191,8 @@ def test_repo_tags_history_and_determinism(webapp_repo, tmp_path):
     assert parent("v2") == commits["v1"]
     assert parent("v3") == commits["v2"]
     assert parent("v4") == commits["v2"], "v4 must branch from v2, not from v3"
-    for tag in TAGS:
+    assert parent("v5") == commits["v2"], "v5 must branch from v2"
+    for tag in (*TAGS, "v5"):
         version = subprocess.run([*git, "show", f"{tag}:VERSION"], capture_output=True, text=True, check=True).stdout
         assert version.strip() == tag
     rebuilt = helpers.build_webapp_repo(tmp_path / "again.git")
@@ -201,7 +202,7 @@ def test_repo_tags_history_and_determinism(webapp_repo, tmp_path):
 def test_overlays_only_hold_small_changes():
     """Overlay files are whole copies; keep them close to what they replace so they do not drift."""
     webapp = helpers.WEBAPP_DIR
-    chain = {"v2": ["v2"], "v3": ["v2", "v3"], "v4": ["v2", "v4"]}
+    chain = {"v2": ["v2"], "v3": ["v2", "v3"], "v4": ["v2", "v4"], "v5": ["v2", "v5"]}
     for version, layers in chain.items():
         overlay = webapp / "versions" / version
         for path in overlay.rglob("*"):
