@@ -271,26 +271,6 @@ def test_health_checks_everything_and_finds_a_stopped_worker(tmp_path):
         APP.run("systemctl start journal-worker.service")
 
 
-def test_the_maintenance_page_serves_users_503_and_lets_health_checks_through(tmp_path):
-    def page(state):
-        result, recap = playbook("maintenance.yml", tmp_path / state, "-e", f"maintenance_page={state}")
-        assert result.returncode == 0, result.stdout[-4000:]
-        assert not list((tmp_path / state).glob("*.json"))  # a page switch does nothing else
-        return recap
-
-    try:
-        assert page("on")["mm-lb1"] == 1
-        users = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/version/").stdout
-        assert users.startswith("HTTP/1.1 503") and "Down for maintenance" in users
-        checks = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/health/").stdout
-        assert checks.startswith("HTTP/1.1 200") and '"status": "ok"' in checks
-        assert page("on")["mm-lb1"] == 0
-    finally:
-        page("off")
-    users = LB.run("curl -s -i --max-time 5 -H 'Host: journal.lab.test' http://127.0.0.1/version/").stdout
-    assert users.startswith("HTTP/1.1 200")
-
-
 def redis(command: str) -> str:
     """redis-cli on mm-db1 as the app's client; the password read there from Redis's own config (not in argv)."""
     result = DB.run(
