@@ -1,9 +1,9 @@
-"""The lab over SSH (inventories/lab_ssh): host keys checked, a deploy under load, a re-run.
+"""The lab over SSH (inventories/lab_ssh): host keys checked, a deploy under load.
 
 scripts/lab.sh up wrote $OPSBOOK_CACHE/labs/<lab>/known_hosts from each container's own host
 key and an ssh_config with their addresses. One deploy of another ref over SSH, through lb1
-under constant load, must lose no request; the same deploy again changes nothing. A
-known_hosts holding another key must stop the connection.
+under constant load, must lose no request. A known_hosts holding another key must stop the
+connection.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_a_host_key_other_than_the_labs_is_refused(lab, tmp_path):
     assert "SSH: EXEC ssh" in result.stdout
 
 
-def test_deploy_over_ssh_under_load_loses_no_request_and_reruns_unchanged(lab):
+def test_deploy_over_ssh_under_load_loses_no_request(lab):
     before = served_version()
     other = "v1" if before.endswith("-v2") else "v2"
     load = LoadGenerator(f"http://127.0.0.1:{PORT}/version/", threads=4, rate=50).start()
@@ -102,7 +102,5 @@ def test_deploy_over_ssh_under_load_loses_no_request_and_reruns_unchanged(lab):
         current = lab_exec(host, "readlink", "/srv/journal/current").stdout.strip()
         assert current.endswith(f"-{other}"), (host, current)
 
-    result, recap = deploy_over_ssh("-e", f"deploy_ref={other}")
-    assert result.returncode == 0, result.stdout[-4000:]
-    assert set(recap) == {"lb1", "app1", "app2", "db1"}, recap
-    assert all(changed == 0 for changed in recap.values()), recap
+    # A re-run changing nothing is the deploy's, whatever the connection: test_demo.py's re-run
+    # and the Molecule scenario deploy prove it; a second deploy over SSH proved nothing more.
