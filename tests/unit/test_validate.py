@@ -186,6 +186,9 @@ class Case:
     args: tuple[str, ...] = ()  # more ansible-playbook arguments (-e, --limit)
 
 
+# Two slots on the lab's app group, valid: what in-place playbooks must refuse.
+SLOTS = '{"app_slots": {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8002}}}'
+
 CASES = [
     Case(
         "lab_ok",
@@ -358,6 +361,20 @@ CASES = [
             "deploy_ref=v2",
         ),
         expect=(r"slots on the same hosts need different ports",),
+    ),
+    Case(
+        "deploy_refuses_slots",
+        "deploy.yml for an app with blue-green slots: refused by the deploy role's first check, no host contacted",
+        playbook="deploy.yml",
+        args=("-e", SLOTS, "-e", "deploy_ref=v2"),
+        expect=(r"app_slots set: deploy with playbooks/blue_green\.yml",),
+    ),
+    Case(
+        "restore_refuses_slots",
+        "restore.yml for an app with blue-green slots: refused before the backup is read, no host contacted",
+        playbook="restore.yml",
+        args=("-e", SLOTS, "-e", "restore_confirm=true"),
+        expect=(r"restore\.yml does not restore an app with blue-green slots",),
     ),
     Case(
         "several_problems_at_once",

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 sys.path[:0] = [
     str(PROJECT_DIR / "tests" / "molecule"),
@@ -278,25 +276,11 @@ def test_retire_waits_for_the_soak_then_a_switch_to_the_stopped_slot_is_refused(
     assert_active("blue", "v1")
 
 
-# Bad app_slots (no green, one port for both slots on the same hosts) are refused by the
-# validate play every playbook imports first, before any host is contacted:
-# tests/unit/test_validate.py (slots_without_green, slots_same_port) runs blue_green.yml on
-# the lab inventory with unreachable hosts for them.
-
-
-@pytest.mark.parametrize(
-    ("name", "extra", "message"),
-    [
-        ("deploy.yml", ["-e", "deploy_ref=v2"], "deploy with playbooks/blue_green.yml"),
-        ("restore.yml", ["-e", "restore_confirm=true"], "restore.yml does not restore an app with blue-green slots"),
-    ],
-)  # fmt: skip
-def test_in_place_playbooks_refuse_an_app_with_slots(name, extra, message):
-    result, recap = playbook(name, *extra)
-    assert result.returncode == 2
-    assert message in result.stdout, result.stdout[-3000:]
-    assert all(c == 0 for c in recap.values()), recap
-    assert_active("blue", "v1")
+# Refused before any host is contacted, so tested in tests/unit/test_validate.py on the lab
+# inventory with unreachable hosts: bad app_slots (no green, one port for both slots on the
+# same hosts) in the validate play every playbook imports first (slots_without_green,
+# slots_same_port), and the in-place playbooks deploy.yml and restore.yml refusing an app with
+# slots in their roles' first checks (deploy_refuses_slots, restore_refuses_slots).
 
 
 def test_health_checks_the_active_slot_and_not_the_retired_one(tmp_path):
