@@ -34,6 +34,19 @@ sessions
  (no migrations)
 """
 
+# articles back from 0002 to 0001_initial (v2 rolled back to v1).
+BACK_TO_0001 = {
+    "reversals": [
+        {
+            "app": "articles",
+            "target": "0001_initial",
+            "call": "migrate articles 0001_initial",
+            "unapply": ["articles.0002_article_summary"],
+        }
+    ],
+    "problems": [],
+}
+
 PLAN_IRREVERSIBLE = """\
 Planned operations:
 articles.0003_backfill_summary
@@ -55,17 +68,7 @@ def test_state_is_each_apps_last_applied_migration_or_zero():
 def test_reversals_undo_what_was_applied_after_the_record_newest_first():
     recorded = {"admin": "0002_logentry_remove_auto_add", "articles": "0001_initial"}
     result = django_migrations(LISTING, "reversals", recorded)
-    assert result == {
-        "reversals": [
-            {
-                "app": "articles",
-                "target": "0001_initial",
-                "call": "migrate articles 0001_initial",
-                "unapply": ["articles.0002_article_summary"],
-            }
-        ],
-        "problems": [],
-    }
+    assert result == BACK_TO_0001
 
 
 def test_an_app_missing_from_the_record_goes_back_to_zero():
@@ -169,17 +172,7 @@ def test_a_deploy_of_v2_over_v1_is_reversed_by_the_recorded_state(journal, postg
 
     # rollback.yml: the reversal, checked with --plan, run with v2's code.
     plan = django_migrations(journal("v2", "showmigrations", "--list").stdout, "reversals", recorded)
-    assert plan == {
-        "reversals": [
-            {
-                "app": "articles",
-                "target": "0001_initial",
-                "call": "migrate articles 0001_initial",
-                "unapply": ["articles.0002_article_summary"],
-            }
-        ],
-        "problems": [],
-    }
+    assert plan == BACK_TO_0001
     checked = django_migrations(journal("v2", "migrate", "articles", "0001_initial", "--plan").stdout, "plan")
     assert checked["migrations"] == ["articles.0002_article_summary"]
     assert checked["irreversible"] == []
