@@ -335,8 +335,11 @@ def test_the_documented_commands_work_on_their_example(runs: dict[str, Run]) -> 
             problems.append(f"{where}: no such playbook")
             continue
         args = shlex.split(rest)
-        given = {args[i + 1].split("=")[0] for i, arg in enumerate(args[:-1]) if arg in ("-e", "--extra-vars")}
-        problems += [f"{where}: -e {n} is unknown to validation" for n in unknown_names(given)]
+        given = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("-e", "--extra-vars")]
+        files = [value[1:] for value in given if value.startswith("@")]
+        problems += [f"{where}: -e @{file}: no such file" for file in files if not (ROOT / file).is_file()]
+        names = {value.split("=")[0] for value in given if not value.startswith("@")}
+        problems += [f"{where}: -e {n} is unknown to validation" for n in unknown_names(names)]
         listing = json.loads(runs[f"list_{example}"].output)
         for play in yaml.safe_load((PLAYBOOKS / playbook).read_text()):
             pattern = play.get("hosts")
