@@ -44,6 +44,9 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     # A scheduled job (opsbook.webstack.schedule) whose last run failed, or whose timer is not
     # waiting: 0 or 1, a warning (the next run may pass; health.yml's own checks say what broke).
     "schedule_failed": {"warning": 1, "critical": 2},
+    # The newest pgBackRest base backup (backup_pitr): a daily full or diff is a day old at most;
+    # older means WAL replay grows and a schedule stopped.
+    "pitr_backup_age_hours": {"warning": 26, "critical": 50},
 }
 
 # Metrics that are bad when low.
