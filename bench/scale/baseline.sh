@@ -5,10 +5,11 @@
 # The steps are those of bench/deploy/baseline.sh --same-steps, for any number of hosts:
 # a lock (mkdir on the first host); preflight per host (free disk, the database and the broker
 # answer); the code archive made once here, copied to the first host and unpacked there with
-# its virtualenv and the requirements from the host's wheelhouse, that release packed, brought
+# its virtualenv and the requirements from the host's wheelhouse, its static files collected
+# into it (collectstatic, as deploy.yml does once in the build), that release packed, brought
 # back here and copied to every other host in parallel (as forks do), checked and unpacked
-# (RAW_BUILD=per_host: every host installs its own, as before); the environment file written
-# back; migrate once; collectstatic on every host in parallel; then
+# (RAW_BUILD=per_host: every host installs its own and collects into it, as before); the
+# environment file written back; migrate once; then
 # <serial> hosts at a time: out of nginx on lb1, 2 s for requests in flight, switch, restart
 # beat (the first host), the worker drained with the Celery CLI, worker and web restarted,
 # wait for /health/ to serve the release, back into nginx; the release through lb1; a record
@@ -140,8 +141,10 @@ receive() {
   rx "${host}" rm -f /tmp/release-built.tar.gz
   rx "${host}" sh -c "cp -p ${root}/shared/env ${root}/shared/env.new && mv ${root}/shared/env.new ${root}/shared/env"
 }
+collectstatic() { manage "$1" "${root}/releases/${release}" collectstatic --noinput >/dev/null; }
 if [ "${RAW_BUILD:-once}" = once ]; then
   install "${hosts[0]}"
+  collectstatic "${hosts[0]}"
   if [ "${#hosts[@]}" -gt 1 ]; then
     rx "${hosts[0]}" sh -c "cd ${root}/releases/${release} && tar -cf /tmp/release-built.tar . && gzip -1f /tmp/release-built.tar"
     fetch "${hosts[0]}" /tmp/release-built.tar.gz "${shipped}"
@@ -150,11 +153,10 @@ if [ "${RAW_BUILD:-once}" = once ]; then
     each receive "${hosts[@]:1}"
   fi
 else
-  each install "${hosts[@]}"
+  build() { install "$1" && collectstatic "$1"; }
+  each build "${hosts[@]}"
 fi
 manage "${hosts[0]}" "${root}/releases/${release}" migrate --noinput >/dev/null
-collectstatic() { manage "$1" "${root}/releases/${release}" collectstatic --noinput >/dev/null; }
-each collectstatic "${hosts[@]}"
 
 switch() {
   local host=$1

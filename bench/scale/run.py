@@ -1,6 +1,7 @@
 """Benchmark for issue #24: deploy time against the number of app hosts, over docker and SSH.
 
     .venv/bin/python bench/scale/run.py [--hosts 2 4 8] [--transports docker ssh] [--options]
+        [--base-only] [--only docker:2 ssh:8 ...] [--no-setup] [--keep] [--before RESULT]
 
 Brings up its own lab (OPSBOOK_LAB, default opsbook-scale, lb1 on 127.0.0.1:8091) with as many
 app hosts as the largest count (OPSBOOK_LAB_APP_HOSTS), provisions it and deploys v1 once to
@@ -236,6 +237,12 @@ def main() -> None:
         help="deploy_build of our deploys, and RAW_BUILD of the raw baseline (the same steps)",
     )
     parser.add_argument("--base-only", action="store_true", help="only forks = hosts, deploy_serial 1")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TRANSPORT:HOSTS",
+        help="of the forks = hosts, serial 1 lines, only these (e.g. docker:2 docker:8 ssh:2)",
+    )
     parser.add_argument("--before", help="a previous result file whose base lines the plot shows dotted")
     args = parser.parse_args()
     started_at = datetime.datetime.now(datetime.UTC)
@@ -278,7 +285,8 @@ def main() -> None:
         run([*playbook, "-i", inventory(base, n, "docker"), "playbooks/provision.yml", "-l", "lb1"],
             logs / f"provision-lb1-{n}.log")  # fmt: skip
         for transport in args.transports:
-            lines.append((n, transport, n, 1, "", {}, []))
+            if not args.only or f"{transport}:{n}" in args.only:
+                lines.append((n, transport, n, 1, "", {}, []))
         if n == top and not args.base_only:
             for transport in args.transports:
                 lines.append((n, transport, 5, 1, "", {}, []))

@@ -1,0 +1,82 @@
+"""collectstatic once per build group (issue 24 item 2), or on each host where it must be.
+
+The demo's deploy (scripts/demo.sh, deploy_build once) is read, not repeated: its one
+`manage.py collectstatic` ran on app1, the build host, in the install play (before the
+migrations), and app2 serves the same collected files from the release it unpacked. One
+deploy of its own puts STATIC_ROOT outside the release (app_env): the files cannot travel
+with the release, so collectstatic runs on every host after the migrations, into that
+directory on each.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from lab_helpers import ansible_playbook, lab_exec
+
+pytestmark = pytest.mark.lab
+
+APPS = ("app1", "app2")
+SHARED_STATIC = "/srv/journal/shared/static-test"
+
+
+def collectstatic_runs(output: str) -> list[tuple[str, list[str]]]:
+    """(play, hosts it ran on) for every `manage.py collectstatic` task of a deploy's output, in order."""
+    play, runs, current = "", [], None
+    for line in output.splitlines():
+        if line.startswith("PLAY ["):
+            play, current = line[6 : line.index("]")], None
+        elif line.startswith("TASK ["):
+            current = (play, []) if "manage.py collectstatic" in line else None
+            if current:
+                runs.append(current)
+        elif current and (m := re.match(r"^(?:changed|ok): \[([^\]]+)\]", line)):
+            current[1].append(m.group(1))
+    return runs
+
+
+def static_tree(host: str, directory: str) -> str:
+    """Every file under directory on host, with its sha256."""
+    listing = f"cd {directory} && find . -type f -exec sha256sum {{}} + | sort -k2"
+    return lab_exec(host, "sh", "-c", listing).stdout
+
+
+def current_release(host: str) -> str:
+    return lab_exec(host, "readlink", "/srv/journal/current").stdout.strip().removeprefix("releases/")
+
+
+def test_the_demo_deploy_collected_static_files_once_and_shipped_them(demo_output, lab):
+    _, log = demo_output
+    deploy = log.split("== 5/10 deploy", 1)[1].split("== 6/10", 1)[0]
+    assert collectstatic_runs(deploy) == [("Install the release", ["app1"])], collectstatic_runs(deploy)
+    # Whatever release the hosts serve now, its collected files are the same on both.
+    release = current_release("app1")
+    trees = {host: static_tree(host, f"/srv/journal/releases/{release}/staticfiles") for host in APPS}
+    assert "./admin/css/base.css" in trees["app1"], trees["app1"][:500]
+    assert trees["app1"] == trees["app2"]
+
+
+def test_collectstatic_runs_on_each_host_when_static_root_is_outside_the_release(lab):
+    before = current_release("app1")
+    other = "v1" if before.endswith("-v2") else "v2"
+    for host in APPS:
+        lab_exec(host, "rm", "-rf", SHARED_STATIC)
+        lab_exec(host, "install", "-d", "-o", "journal", "-g", "journal", SHARED_STATIC)
+    app_env = json.dumps({"app_env": {"DJANGO_ALLOWED_HOSTS": "*", "STATIC_ROOT": SHARED_STATIC}})
+    try:
+        result, _ = ansible_playbook("deploy.yml", "-e", f"deploy_ref={other}", "-e", app_env)
+        assert result.returncode == 0, result.stdout[-4000:]
+        runs = collectstatic_runs(result.stdout)
+        assert runs == [("Migrate and collect static files", list(APPS))], runs
+        trees = {host: static_tree(host, SHARED_STATIC) for host in APPS}
+        assert "./admin/css/base.css" in trees["app1"], trees["app1"][:500]
+        assert trees["app1"] == trees["app2"]
+        release = current_release("app1")
+        assert current_release("app2") == release and release.endswith(f"-{other}")
+    finally:
+        # The environment file as the lab's own app_env renders it (the next deploy changes nothing there).
+        for host in APPS:
+            lab_exec(host, "sed", "-i", "/^STATIC_ROOT=/d", "/srv/journal/shared/env", check=False)
+            lab_exec(host, "rm", "-rf", SHARED_STATIC, check=False)
