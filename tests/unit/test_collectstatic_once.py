@@ -4,16 +4,11 @@ into the release (install.yml); false: on each host after the migrations (phase_
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from test_deploy_build_once import debug_messages
 
 PLAYBOOK = """
 - name: Where the deploy role collects static files
@@ -64,22 +59,10 @@ def in_build(tmp_path: Path, build: str) -> dict[str, bool]:
             },
         }
     }
-    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "where.yml").write_text(PLAYBOOK.format(vars=ROOT / "roles" / "deploy" / "vars" / "main.yml"))
-    out = subprocess.run(
-        [BIN / "ansible-playbook", "-i", tmp_path / "inventory.json", tmp_path / "where.yml"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_NOCOLOR": "1"},
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
     seen = {}
-    for line in out.stdout.splitlines():
-        if '"msg": "IN_BUILD ' in line:
-            _, host, value = json.loads("{" + line.strip() + "}")["msg"].split()
-            seen[host] = value == "True"
+    for msg in debug_messages(tmp_path, inventory, PLAYBOOK):
+        _, host, value = msg.split()
+        seen[host] = value == "True"
     return seen
 
 

@@ -100,10 +100,20 @@ def plan(tmp_path: Path, build: str) -> dict:
             "vars": {"deploy_build": build, "ansible_python_interpreter": sys.executable},
         }
     }
+    seen = {}
+    for msg in debug_messages(tmp_path, inventory, PLAYBOOK):
+        if msg.startswith("PLAN "):
+            entry = json.loads(msg[len("PLAN ") :])
+            seen[entry["host"]] = (entry["builder"], entry["group"])
+    return seen
+
+
+def debug_messages(tmp_path: Path, inventory: dict, playbook: str) -> list[str]:
+    """The debug messages of playbook ({vars}: the deploy role's vars/main.yml) run on inventory."""
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
-    (tmp_path / "plan.yml").write_text(PLAYBOOK.format(vars=ROOT / "roles" / "deploy" / "vars" / "main.yml"))
+    (tmp_path / "play.yml").write_text(playbook.format(vars=ROOT / "roles" / "deploy" / "vars" / "main.yml"))
     out = subprocess.run(
-        [BIN / "ansible-playbook", "-i", tmp_path / "inventory.json", tmp_path / "plan.yml"],
+        [BIN / "ansible-playbook", "-i", tmp_path / "inventory.json", tmp_path / "play.yml"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -111,12 +121,7 @@ def plan(tmp_path: Path, build: str) -> dict:
         env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_NOCOLOR": "1"},
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    seen = {}
-    for line in out.stdout.splitlines():
-        if '"msg": "PLAN ' in line:
-            entry = json.loads(json.loads("{" + line.strip() + "}")["msg"][len("PLAN ") :])
-            seen[entry["host"]] = (entry["builder"], entry["group"])
-    return seen
+    return [json.loads("{" + line.strip() + "}")["msg"] for line in out.stdout.splitlines() if '"msg": ' in line]
 
 
 def test_once_builds_on_the_first_needed_host_of_each_platform_and_app_root(tmp_path):
