@@ -1,11 +1,13 @@
 """deploy_build (issue 24 item 2): the release built once and shipped, or built on every host.
 
-The lab's app hosts share one platform. pip is made to log on both (a site-wide /etc/pip.conf
-with `log =`, which every pip on the host reads): after a deploy with the default
-deploy_build once, only the first app host has run pip, and both serve the new release, app2
-from the release unpacked from app1's build (its BUILT_ON, written by `uname -n` where the
-build ran, names app1's container). The same with deploy_build per_host: pip ran on both. A
-misspelt value is refused before anything changes.
+The lab's app hosts share one platform. The demo's deploy (scripts/demo.sh, default
+deploy_build once) is read, not repeated: its log names the host that ran the build step
+(release.sh build, the only pip run of a deploy) and the host that unpacked the shipped
+release, both hosts serve the same tree and distributions, and app2's copy records app1 as
+the host that built it (BUILT_ON, written by `uname -n` where the build ran). One deploy of
+its own, with deploy_build per_host, makes pip log on both (a site-wide /etc/pip.conf with
+`log =`, which every pip on the host reads): pip ran on both, each release built on its host.
+A misspelt value is refused before anything changes.
 """
 
 from __future__ import annotations
@@ -44,10 +46,8 @@ def pip_logging(lab):
         lab_exec(host, "rm", "-f", "/etc/pip.conf", PIP_LOG, check=False)
 
 
-def deploy(ref: str, *extra: str) -> str:
-    for host in APPS:
-        lab_exec(host, "rm", "-f", PIP_LOG)
-    result, recap = ansible_playbook("deploy.yml", "-e", f"deploy_ref={ref}", *extra)
+def deploy_checked(result, recap: dict[str, int], ref: str) -> str:
+    """The release a deploy of ref installed, checked on both hosts."""
     assert result.returncode == 0, result.stdout[-4000:]
     assert recap["app1"] > 0 and recap["app2"] > 0, recap
     release = current_release("app1")
@@ -63,15 +63,62 @@ def deploy(ref: str, *extra: str) -> str:
     return release
 
 
-def test_deploy_builds_the_virtualenv_once_and_ships_it(pip_logging):
-    before = current_release("app1")
-    other = "v1" if before.endswith("-v2") else "v2"
-    names = {host: lab_exec(host, "uname", "-n").stdout.strip() for host in APPS}
+BUILD_TASK = "DEPLOY | Create the release with its virtualenv and requirements"
+UNPACK_TASK = "DEPLOY | Unpack the release built on the build host"
 
-    release = deploy(other)
-    assert pip_ran("app1"), "pip did not run on app1, the build host"
-    assert not pip_ran("app2"), "pip ran on app2: the release was built there, not shipped"
+
+def task_hosts(log: str, task: str) -> dict[str, set[str]]:
+    """Per status (changed, ok, skipping), the hosts of one task in a deploy's output."""
+    blocks = [b for b in log.split("\nTASK [")[1:] if b.split("]", 1)[0].endswith(task)]
+    assert len(blocks) == 1, (task, len(blocks))
+    hosts: dict[str, set[str]] = {}
+    for line in blocks[0].splitlines():
+        status, _, rest = line.partition(": [")
+        if status in ("changed", "ok", "skipping") and "]" in rest:
+            hosts.setdefault(status, set()).add(rest.split("]", 1)[0])
+    return hosts
+
+
+def fresh_release(ref_of: str, *extra: str) -> tuple[str, str]:
+    """Deploy a new release of the ref served now on both hosts; (release, the deploy's output).
+
+    Both hosts' REVISION files are made to say another revision (as a host left behind would),
+    so both need the release; they are put back afterwards. The lab stays on the same ref for
+    the tests after this one, with no second deploy to bring it back.
+    """
+    revision_file = f"/srv/journal/releases/{ref_of}/REVISION"
+    revisions = {host: lab_exec(host, "cat", revision_file).stdout for host in APPS}
     for host in APPS:
+        lab_exec(host, "sh", "-c", f"echo 000000000000 > {revision_file}")
+    try:
+        for host in APPS:
+            lab_exec(host, "rm", "-f", PIP_LOG)
+        result, recap = ansible_playbook("deploy.yml", "-e", f"deploy_ref={ref_of.rsplit('-', 1)[1]}", *extra)
+        release = deploy_checked(result, recap, ref_of.rsplit("-", 1)[1])
+    finally:
+        for host, revision in revisions.items():
+            lab_exec(host, "sh", "-c", f"printf %s '{revision.strip()}' > {revision_file}")
+    assert release != ref_of
+    return release, result.stdout
+
+
+def test_a_deploy_builds_the_virtualenv_once_and_ships_it(demo_output, lab):
+    # The demo's deploy (step 5, a fresh lab as in CI) is read; when it installed nothing (the
+    # lab was already on its ref: a re-run on a lab left up), a deploy of a fresh release is.
+    _, log = demo_output
+    deploy_log = log.split("== 5/10 deploy", 1)[1].split("== 6/10", 1)[0]
+    release = current_release("app1")
+    if not task_hosts(deploy_log, BUILD_TASK).get("changed"):
+        release, deploy_log = fresh_release(release)
+    # release.sh build (virtualenv and pip) ran on app1 only; app2 unpacked app1's release.
+    built = task_hosts(deploy_log, BUILD_TASK)
+    assert built.get("changed") == {"app1"} and built.get("skipping") == {"app2"}, built
+    unpacked = task_hosts(deploy_log, UNPACK_TASK)
+    assert unpacked.get("changed") == {"app2"}, unpacked
+    assert current_release("app2") == release, release
+    names = {host: lab_exec(host, "uname", "-n").stdout.strip() for host in APPS}
+    for host in APPS:
+        assert health_version(host) == release, host
         built_on = lab_exec(host, "cat", f"/srv/journal/releases/{release}/BUILT_ON").stdout.strip()
         assert built_on == names["app1"], (host, built_on)
     # The shipped tree is the built one: the same files, the same installed distributions
@@ -89,8 +136,10 @@ def test_deploy_builds_the_virtualenv_once_and_ships_it(pip_logging):
     }
     assert freeze["app1"] == freeze["app2"] and "Django" in freeze["app1"], freeze
 
-    # Back to the ref served before, every host building its own.
-    release = deploy(before.rsplit("-", 1)[1], "-e", "deploy_build=per_host")
+
+def test_deploy_build_per_host_runs_pip_on_every_host(pip_logging):
+    names = {host: lab_exec(host, "uname", "-n").stdout.strip() for host in APPS}
+    release, _ = fresh_release(current_release("app1"), "-e", "deploy_build=per_host")
     assert pip_ran("app1") and pip_ran("app2"), "with deploy_build per_host pip runs on every host"
     for host in APPS:
         built_on = lab_exec(host, "cat", f"/srv/journal/releases/{release}/BUILT_ON").stdout.strip()
