@@ -24,7 +24,7 @@ export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-1}"
 step "2/10 lab images and containers (lb1, app1, app2, db1)"
 scripts/lab.sh up
 
-step "3/10 sample app: git repository with tags v1..v4 and its wheelhouse"
+step "3/10 sample app: git repository with tags v1..v5 and its wheelhouse"
 scripts/lab-artifacts.sh
 
 step "4/10 provision: PostgreSQL, Redis, nginx, app user and units"
