@@ -227,7 +227,7 @@ def test_certificate_from_acme_served_by_nginx_renewed_without_failures(acme, tm
 
 
 def test_haproxy_terminates_tls_with_the_combined_pem(acme):
-    """HAProxy on lb1 beside nginx (ports 8081/8443), from the role's template with TLS on."""
+    """HAProxy on lb1 beside nginx (ports 8091/8453), from the role's template with TLS on."""
     if lab_exec("lb1", "test", "-s", f"{CERT_DIR}/combined.pem", check=False).returncode:
         provision(*ACME_VARS)
     template = (ROOT / "roles" / "provision" / "templates" / "haproxy.cfg.j2").read_text()
@@ -236,9 +236,9 @@ def test_haproxy_terminates_tls_with_the_combined_pem(acme):
         .render(
             ansible_managed="test_tls",
             app_name="journal",
-            provision_lb_port=8081,
+            provision_lb_port=8091,
             provision_tls="acme",
-            provision_tls_port=8443,
+            provision_tls_port=8453,
             provision_tls_redirect=True,
             provision_tls_acme_http_port=8402,
             __provision_tls_dir=CERT_DIR,
@@ -259,12 +259,17 @@ def test_haproxy_terminates_tls_with_the_combined_pem(acme):
     lab_exec("lb1", "systemd-run", "--quiet", "--unit=opsbook-tls-haproxy", "haproxy", "-Ws", "-f",
              "/tmp/opsbook-tls-haproxy.cfg")  # fmt: skip
     try:
-        served = https(8443)
+        # systemd-run returns once the unit starts, not once HAProxy listens.
+        wait = "for i in $(seq 100); do (: >/dev/tcp/127.0.0.1/8453) 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+        listening = lab_exec("lb1", "bash", "-c", wait, check=False)
+        journal = lab_exec("lb1", "journalctl", "-u", "opsbook-tls-haproxy", "-n", "20", check=False)
+        assert listening.returncode == 0, journal.stdout
+        served = https(8453)
         assert served["status"] == 200
         assert served["cert"] == https()["cert"]  # the same certificate nginx serves
         redirect = lab_exec("app1", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-                            "-H", f"Host: {DOMAIN}", "http://lb1:8081/version/", check=False).stdout  # fmt: skip
-        assert redirect == f"301 https://{DOMAIN}:8443/version/"
+                            "-H", f"Host: {DOMAIN}", "http://lb1:8091/version/", check=False).stdout  # fmt: skip
+        assert redirect == f"301 https://{DOMAIN}:8453/version/"
     finally:
         lab_exec("lb1", "systemctl", "stop", "opsbook-tls-haproxy.service", check=False)
         lab_exec("lb1", "rm", "-f", "/tmp/opsbook-tls-haproxy.cfg", "/tmp/opsbook-tls-maintenance.map", check=False)

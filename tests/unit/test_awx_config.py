@@ -52,6 +52,7 @@ PLAYBOOK_VARIABLE_TYPES = {
     "rollback_release": "str",  # rollback.yml: deploy_target_release
     "rollback_restore_db": "bool",  # rollback.yml: rollback_restore_db | default(false) | bool
     "rollback_confirm": "str",  # rollback.yml: compared with app_db_name
+    "rollback_migrations": "str",  # rollback.yml: keep or reverse
 }
 
 # Every confirmation variable (an option or playbook variable named *_confirm): the variable that makes
@@ -75,6 +76,11 @@ CONFIRMATIONS = {
         "gate": "rollback_restore_db",
         "harmless": None,
         "code": ("playbooks/rollback.yml", "rollback_confirm | default('') == app_db_name"),
+    },
+    "deploy_migrations_confirm": {
+        "gate": "rollback_migrations",
+        "harmless": None,
+        "code": ("roles/deploy/tasks/migrations_plan.yml", "deploy_migrations_confirm == app_db_name"),
     },
     "celery_purge_confirm": {
         "gate": "celery_action",

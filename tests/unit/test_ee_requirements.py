@@ -61,6 +61,7 @@ PROGRAM_PACKAGES = {
     "pg_dump": ("postgresql-client", "postgresql"),
     "pg_restore": ("postgresql-client", "postgresql"),
     "psql": ("postgresql-client", "postgresql"),
+    "age": ("age", "age"),
 }
 
 # In every base image (coreutils, util-linux, tar, findutils, the shells), or only ever run on
