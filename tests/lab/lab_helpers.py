@@ -60,6 +60,32 @@ def seed_demo(articles: int = 40, certificates: int = 5) -> None:
            "--articles", str(articles), "--certificates", str(certificates))  # fmt: skip
 
 
+def current_release(host: str) -> str:
+    """The release the app's `current` link points at on host."""
+    return lab_exec(host, "readlink", "/srv/journal/current").stdout.strip().removeprefix("releases/")
+
+
+def deploy_same_ref_anew(*extra: str, hosts: tuple[str, ...] = ("app1", "app2")):
+    """Deploy the ref served now as a new release; (the deploy, changed= per host, the release served before).
+
+    Every host's REVISION file of the served release is made to say another revision (as a host
+    left behind would), so each needs a new release of the same ref; they are put back afterwards.
+    The lab stays on the ref it served (the demo's v1), so the tests after this one find it as
+    the demo left it, without a second deploy to bring it back.
+    """
+    before = current_release(hosts[0])
+    revision_file = f"/srv/journal/releases/{before}/REVISION"
+    revisions = {host: lab_exec(host, "cat", revision_file).stdout for host in hosts}
+    for host in hosts:
+        lab_exec(host, "sh", "-c", f"echo 000000000000 > {revision_file}")
+    try:
+        result, recap = ansible_playbook("deploy.yml", "-e", f"deploy_ref={before.rsplit('-', 1)[1]}", *extra)
+    finally:
+        for host, revision in revisions.items():
+            lab_exec(host, "sh", "-c", f"printf %s '{revision.strip()}' > {revision_file}")
+    return result, recap, before
+
+
 def lab_running() -> bool:
     result = subprocess.run(
         ["docker", "ps", "-q", "--filter", f"label=org.opsbook.lab={LAB}"], capture_output=True, text=True, check=False

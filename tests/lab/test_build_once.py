@@ -15,16 +15,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from lab_helpers import ansible_playbook, lab_exec
+from lab_helpers import ansible_playbook, current_release, deploy_same_ref_anew, lab_exec
 
 pytestmark = pytest.mark.lab
 
 APPS = ("app1", "app2")
 PIP_LOG = "/tmp/opsbook-test-build-once-pip.log"
-
-
-def current_release(host: str) -> str:
-    return lab_exec(host, "readlink", "/srv/journal/current").stdout.strip().removeprefix("releases/")
 
 
 def health_version(host: str) -> str:
@@ -79,26 +75,13 @@ def task_hosts(log: str, task: str) -> dict[str, set[str]]:
     return hosts
 
 
-def fresh_release(ref_of: str, *extra: str) -> tuple[str, str]:
-    """Deploy a new release of the ref served now on both hosts; (release, the deploy's output).
-
-    Both hosts' REVISION files are made to say another revision (as a host left behind would),
-    so both need the release; they are put back afterwards. The lab stays on the same ref for
-    the tests after this one, with no second deploy to bring it back.
-    """
-    revision_file = f"/srv/journal/releases/{ref_of}/REVISION"
-    revisions = {host: lab_exec(host, "cat", revision_file).stdout for host in APPS}
+def fresh_release(*extra: str) -> tuple[str, str]:
+    """Deploy a new release of the ref served now on both hosts; (release, the deploy's output)."""
     for host in APPS:
-        lab_exec(host, "sh", "-c", f"echo 000000000000 > {revision_file}")
-    try:
-        for host in APPS:
-            lab_exec(host, "rm", "-f", PIP_LOG)
-        result, recap = ansible_playbook("deploy.yml", "-e", f"deploy_ref={ref_of.rsplit('-', 1)[1]}", *extra)
-        release = deploy_checked(result, recap, ref_of.rsplit("-", 1)[1])
-    finally:
-        for host, revision in revisions.items():
-            lab_exec(host, "sh", "-c", f"printf %s '{revision.strip()}' > {revision_file}")
-    assert release != ref_of
+        lab_exec(host, "rm", "-f", PIP_LOG)
+    result, recap, before = deploy_same_ref_anew(*extra, hosts=APPS)
+    release = deploy_checked(result, recap, before.rsplit("-", 1)[1])
+    assert release != before
     return release, result.stdout
 
 
@@ -109,7 +92,7 @@ def test_a_deploy_builds_the_virtualenv_once_and_ships_it(demo_output, lab):
     deploy_log = log.split("== 5/10 deploy", 1)[1].split("== 6/10", 1)[0]
     release = current_release("app1")
     if not task_hosts(deploy_log, BUILD_TASK).get("changed"):
-        release, deploy_log = fresh_release(release)
+        release, deploy_log = fresh_release()
     # release.sh build (virtualenv and pip) ran on app1 only; app2 unpacked app1's release.
     built = task_hosts(deploy_log, BUILD_TASK)
     assert built.get("changed") == {"app1"} and built.get("skipping") == {"app2"}, built
@@ -139,7 +122,7 @@ def test_a_deploy_builds_the_virtualenv_once_and_ships_it(demo_output, lab):
 
 def test_deploy_build_per_host_runs_pip_on_every_host(pip_logging):
     names = {host: lab_exec(host, "uname", "-n").stdout.strip() for host in APPS}
-    release, _ = fresh_release(current_release("app1"), "-e", "deploy_build=per_host")
+    release, _ = fresh_release("-e", "deploy_build=per_host")
     assert pip_ran("app1") and pip_ran("app2"), "with deploy_build per_host pip runs on every host"
     for host in APPS:
         built_on = lab_exec(host, "cat", f"/srv/journal/releases/{release}/BUILT_ON").stdout.strip()
