@@ -1,6 +1,6 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The controller side of opsbook.webstack.deploy_lock.
+"""The controller side of opsbook.webstack.run_lock.
 
 The lock lives on a target host but its holder is the ansible-playbook process on a controller.
 This plugin records that process as the lock's owner and, when the lock is held by a process of
@@ -16,7 +16,7 @@ import os
 from ansible.plugins.action import ActionBase
 from ansible_collections.opsbook.webstack.plugins.module_utils.lock import owner_alive, process_owner
 
-MODULE = "opsbook.webstack.deploy_lock"
+MODULE = "opsbook.webstack.run_lock"
 
 
 def _cmdline(pid: int) -> bytes | None:

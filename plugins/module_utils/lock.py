@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The opsbook lock: a directory holding a holder.json note that names who holds it.
 
-Shared by deploy_lock (one deploy per app), pg_backup_dump through module_utils.prepare (one backup
-per database), backup_publish and backup_rotate (release it once publication and rotation are done,
+Shared by run_lock (one deploy, rollback or restart per app, and the backup role's release of its
+lock; the module was named deploy_lock before 0.2.0), pg_backup_dump through module_utils.prepare
+(one backup per database), backup_publish and backup_rotate (release it once publication and rotation are done,
 through module_utils.rotation). A run releases only the lock its token holds.
 
 Liveness. A lock is not stale because it is old but because its holder stopped showing signs of
@@ -16,7 +17,7 @@ life:
   the pid's start time) and the machine looking at it is that same machine, boot and pid namespace:
   a live process keeps the lock whatever its heartbeat; a gone one (or the pid now running another
   process) frees it at once. On another host, boot or pid namespace the pid says nothing and only
-  the heartbeat counts. The deploy_lock action plugin applies the same test on the controller,
+  the heartbeat counts. The run_lock action plugin applies the same test on the controller,
   where the ansible-playbook process that holds a deploy lock runs, and names the dead holder's
   generation in take_over.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: deploy_lock
+module: run_lock
 short_description: Take or release a lock (one deploy per app, one backup per database), naming its holder
 version_added: "0.1.0"
 description:
@@ -33,6 +33,10 @@ description:
     the lock held by the winner. The old holder is returned in RV(taken_over).
   - C(state=absent) releases the lock, but only when O(token) matches the holder's token,
     so a run never releases a lock someone else holds (unless O(force=true)).
+  - One lock module for every run that must not interleave with another, named for that. The
+    deploy role takes it for a deploy, a rollback or a restart; the backup role releases its
+    backup lock with it. It was named C(deploy_lock) before version 0.2.0; C(opsbook.webstack.deploy_lock)
+    still works, as a deprecated redirect to this module (C(meta/runtime.yml)).
 author: opsbook engineers (@opsbook)
 options:
   path:
@@ -108,7 +112,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Take the deploy lock of the app
-  opsbook.webstack.deploy_lock:
+  opsbook.webstack.run_lock:
     path: /var/lib/opsbook/journal-deploy.lock
     token: "{{ deploy_lock_token }}"
     holder:
@@ -118,13 +122,13 @@ EXAMPLES = r"""
     wait_timeout: 60
 
 - name: Heartbeat at the start of every later phase (a deploy longer than stale_after keeps its lock)
-  opsbook.webstack.deploy_lock:
+  opsbook.webstack.run_lock:
     path: /var/lib/opsbook/journal-deploy.lock
     token: "{{ deploy_lock_token }}"
     state: heartbeat
 
 - name: Release it
-  opsbook.webstack.deploy_lock:
+  opsbook.webstack.run_lock:
     path: /var/lib/opsbook/journal-deploy.lock
     token: "{{ deploy_lock_token }}"
     state: absent

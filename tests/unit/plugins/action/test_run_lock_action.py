@@ -1,4 +1,4 @@
-"""deploy_lock through ansible-playbook: the lock names the controller's ansible-playbook process;
+"""run_lock (formerly deploy_lock) through ansible-playbook: the lock names the controller's ansible-playbook process;
 a re-run on the same controller after that process was SIGKILLed takes the lock over at once,
 naming the dead pid, and a holder process that is alive is never taken over."""
 
@@ -22,14 +22,14 @@ PLAY = """\
   gather_facts: false
   tasks:
     - name: Take it
-      opsbook.webstack.deploy_lock:
+      opsbook.webstack.run_lock:
         path: {path}
         token: {token}
         holder: {{user: tester, controller: here, release: r1, action: deploy}}
         stale_after: 3600
         wait_timeout: {wait}
     - name: Heartbeat, as each later deploy phase does
-      opsbook.webstack.deploy_lock:
+      opsbook.webstack.run_lock:
         path: {path}
         token: {token}
         state: heartbeat
@@ -112,3 +112,18 @@ def test_a_rerun_after_sigkill_takes_over_and_a_live_holder_is_kept(tmp_path):
     assert "took over the lock" in out and "tester@here" in out and f"pid {first.pid} is gone" in out, out
     assert note(tmp_path)["token"] == "run-3"
     assert note(tmp_path)["owner"]["pid"] == rerun.pid
+
+
+def test_the_old_name_deploy_lock_still_works_through_the_action_plugin(tmp_path):
+    """meta/runtime.yml redirects opsbook.webstack.deploy_lock (the name before 0.2.0) to run_lock:
+    a playbook that still uses it takes the lock through the action plugin (the note names the
+    ansible-playbook process) and is told the new name."""
+    play = playbook(tmp_path, "old-name", "run-old")
+    play.write_text(play.read_text().replace("opsbook.webstack.run_lock:", "opsbook.webstack.deploy_lock:"))
+    assert "opsbook.webstack.run_lock" not in play.read_text()
+    run = start(play)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    assert "deprecated" in out and "opsbook.webstack.run_lock" in out, out
+    assert note(tmp_path)["token"] == "run-old"
+    assert note(tmp_path)["owner"]["pid"] == run.pid

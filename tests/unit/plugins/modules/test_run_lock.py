@@ -1,4 +1,4 @@
-"""opsbook.webstack.deploy_lock on a real directory: take, refuse naming the holder, wait, stale takeover, release."""
+"""opsbook.webstack.run_lock on a real directory: take, refuse naming the holder, wait, stale takeover, release."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ HOLDER = {"user": "alice", "controller": "ci-3", "release": "20261122T081627Z-v2
 
 
 def take(path, token, **extra):
-    return run_module("deploy_lock", {"path": str(path), "token": token, "holder": HOLDER, **extra})
+    return run_module("run_lock", {"path": str(path), "token": token, "holder": HOLDER, **extra})
 
 
 def test_take_then_refuse_a_second_run_naming_the_holder(tmp_path):
@@ -58,15 +58,15 @@ def test_a_stale_lock_is_taken_over(tmp_path):
 def test_release_only_by_its_holder(tmp_path):
     lock = tmp_path / "lock"
     take(lock, "run-a")
-    other = run_module("deploy_lock", {"path": str(lock), "token": "run-b", "state": "absent"})
+    other = run_module("run_lock", {"path": str(lock), "token": "run-b", "state": "absent"})
     assert not other.changed and lock.exists()
-    mine = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "absent"})
+    mine = run_module("run_lock", {"path": str(lock), "token": "run-a", "state": "absent"})
     assert mine.changed and not lock.exists()
 
 
 def test_check_mode_touches_nothing(tmp_path):
     lock = tmp_path / "lock"
-    result = run_module("deploy_lock", {"path": str(lock), "token": "run-a"}, check_mode=True)
+    result = run_module("run_lock", {"path": str(lock), "token": "run-a"}, check_mode=True)
     assert result.changed and not lock.exists()
 
 
@@ -85,22 +85,22 @@ def test_heartbeat_refreshes_only_its_own_lock_and_never_takes_one(tmp_path):
     take(lock, "run-a")
     old = time.time() - 7200
     os.utime(lock / "holder.json", (old, old))
-    beat = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"})
+    beat = run_module("run_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"})
     assert not beat.failed and not beat.changed and beat["held"] is True
     assert time.time() - (lock / "holder.json").stat().st_mtime < 60
     # A deploy longer than stale_after keeps its lock: run-b finds it held.
     assert take(lock, "run-b", stale_after=3600).failed
-    other = run_module("deploy_lock", {"path": str(lock), "token": "run-b", "state": "heartbeat"})
+    other = run_module("run_lock", {"path": str(lock), "token": "run-b", "state": "heartbeat"})
     assert not other.failed and other["held"] is False
     assert "no longer held by this run (held by alice@ci-3" in json.dumps(other.data.get("warnings"))
     shutil.rmtree(lock)
-    gone = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"})
+    gone = run_module("run_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"})
     assert not gone.failed and gone["held"] is False and not lock.exists()
 
 
 def test_heartbeat_in_check_mode_of_a_run_that_took_no_lock_is_quiet(tmp_path):
     lock = tmp_path / "lock"
-    beat = run_module("deploy_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"}, check_mode=True)
+    beat = run_module("run_lock", {"path": str(lock), "token": "run-a", "state": "heartbeat"}, check_mode=True)
     assert not beat.failed and not beat.changed and beat["held"] is False
     # (warnings of earlier in-process module runs may linger in the list: look for this lock's)
     assert str(lock) not in json.dumps(beat.data.get("warnings")) and not lock.exists()

@@ -5,7 +5,7 @@ Debian bullseye (3.9), Ubuntu jammy (3.10), Ubuntu noble (3.12), Debian trixie (
 lab's systemd image (bookworm, 3.11). One ansible-playbook run over the five (community.docker.docker
 connection, ansible_python_interpreter set) ships each module with AnsiballZ as a real run does:
 every module is imported and answers {} with its own argument check, in the words it uses
-in-process on the controller (an import error is reported in other words), and deploy_lock
+in-process on the controller (an import error is reported in other words), and run_lock
 (take, refuse, release), backup_rotate (check mode, manifest times with a trailing Z) and
 deploy_record run for real. docs/development.md#target-pythons.
 """
@@ -119,7 +119,7 @@ def playbook(expected: dict[str, str]) -> list[dict]:
                 task(
                     "Take the deploy lock",
                     **{
-                        "opsbook.webstack.deploy_lock": {
+                        "opsbook.webstack.run_lock": {
                             "path": lock,
                             "token": "t1",
                             "holder": {"user": "tester", "controller": "pytest", "release": "r1"},
@@ -130,7 +130,7 @@ def playbook(expected: dict[str, str]) -> list[dict]:
                 task(
                     "Take it with another token: held",
                     **{
-                        "opsbook.webstack.deploy_lock": {
+                        "opsbook.webstack.run_lock": {
                             "path": lock,
                             "token": "t2",
                             "holder": {"user": "other", "controller": "elsewhere", "release": "r2"},
@@ -142,7 +142,7 @@ def playbook(expected: dict[str, str]) -> list[dict]:
                 ),
                 task(
                     "Release it",
-                    **{"opsbook.webstack.deploy_lock": {"path": lock, "token": "t1", "state": "absent"}},
+                    **{"opsbook.webstack.run_lock": {"path": lock, "token": "t1", "state": "absent"}},
                     register="released",
                 ),
                 *[
