@@ -128,6 +128,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.releases import served as pointer_target
 
 
 def now() -> str:
@@ -136,15 +137,8 @@ def now() -> str:
 
 def served(pointer: str) -> tuple[str, str]:
     """(release name, revision) the pointer serves; ('', '') when it is not a link."""
-    if not os.path.islink(pointer):
-        return "", ""
-    release = os.path.basename(os.readlink(pointer).rstrip("/"))
-    try:
-        with open(os.path.join(pointer, "REVISION"), encoding="utf-8") as fh:
-            revision = fh.read().strip()
-    except OSError:
-        revision = ""
-    return release, revision
+    target, revision = pointer_target(pointer)
+    return (os.path.basename(target.rstrip("/")), revision) if target is not None else ("", "")
 
 
 def read_fact(path: str) -> dict:

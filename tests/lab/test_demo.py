@@ -11,7 +11,7 @@ import subprocess
 import urllib.request
 
 import pytest
-from lab_helpers import PORT, ROOT, ansible_playbook, lab_exec
+from lab_helpers import PORT, ansible_playbook, lab_exec
 
 
 @pytest.mark.lab
@@ -181,43 +181,3 @@ def test_a_host_behind_the_others_gets_the_ref_and_the_gate_accepts_the_others_r
     back, _ = ansible_playbook("rollback.yml", "-e", f"rollback_release={before}")
     assert back.returncode == 0, back.stdout[-4000:]
     assert lab_exec("app2", "readlink", "/srv/journal/current").stdout.strip() == f"releases/{before}"
-
-
-NGINX_MARK = (ROOT / "roles" / "deploy" / "files" / "nginx_mark.py").read_text()
-UPSTREAM = "/etc/nginx/opsbook/journal-upstream.conf"
-BROKEN = "/etc/nginx/conf.d/zz-opsbook-test-broken.conf"
-
-
-def nginx_mark(state: str) -> subprocess.CompletedProcess:
-    """roles/deploy/files/nginx_mark.py on lb1, run as lb.yml runs it."""
-    return lab_exec("lb1", "python3", "-c", NGINX_MARK, UPSTREAM, "app1", "8000", state, check=False)
-
-
-@pytest.mark.lab
-def test_nginx_mark_puts_the_upstream_file_back_when_nginx_refuses_the_configuration(demo_output):
-    rc, _ = demo_output
-    assert rc == 0
-    before = lab_exec("lb1", "cat", UPSTREAM).stdout
-    assert re.search(r"^\s*server app1:8000\b[^;]*;", before, re.M) and " down;" not in before
-    lab_exec("lb1", "sh", "-c", f"echo 'this_is_not_a_directive;' > {BROKEN}")
-    try:
-        refused = nginx_mark("out")
-    finally:
-        lab_exec("lb1", "rm", "-f", BROKEN)
-    assert refused.returncode == 2, refused
-    assert "this_is_not_a_directive" in refused.stderr
-    assert lab_exec("lb1", "cat", UPSTREAM).stdout == before
-    listing = lab_exec("lb1", "ls", "-A", "/etc/nginx/opsbook").stdout.split()
-    assert "journal-upstream.conf" in listing and not [n for n in listing if n.startswith(".opsbook-")], listing
-    assert served_version()  # nginx still serves through lb1
-    # With a configuration nginx accepts, the same call marks the server down and back.
-    try:
-        out = nginx_mark("out")
-        assert (out.returncode, out.stdout.strip()) == (0, "changed"), out
-        assert re.search(r"^\s*server app1:8000\b[^;]* down;", lab_exec("lb1", "cat", UPSTREAM).stdout, re.M)
-        again = nginx_mark("out")
-        assert (again.returncode, again.stdout.strip()) == (0, "unchanged"), again
-    finally:
-        back = nginx_mark("in")
-    assert (back.returncode, back.stdout.strip()) == (0, "changed"), back
-    assert lab_exec("lb1", "cat", UPSTREAM).stdout == before
