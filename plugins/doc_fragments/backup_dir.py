@@ -1,6 +1,6 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The backup directory option of backup_publish and backup_rotate."""
+"""The backup directory option of backup_publish and backup_retention."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@
 
 Shared by run_lock (one deploy, rollback or restart per app, and the backup role's release of its
 lock; the module was named deploy_lock before 0.2.0), pg_backup_dump through module_utils.prepare
-(one backup per database), backup_publish and backup_rotate (release it once publication and rotation are done,
-through module_utils.rotation). A run releases only the lock its token holds.
+(one backup per database), backup_publish and backup_retention (release it once publication and
+retention are done, through module_utils.retention_apply). A run releases only the lock its token holds.
 
 Liveness. A lock is not stale because it is old but because its holder stopped showing signs of
 life:

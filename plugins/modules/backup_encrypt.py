@@ -11,7 +11,7 @@ short_description: Encrypt an app's verified backups with age for the copies tha
 version_added: "0.2.0"
 description:
   - For every backup in O(backups) (published manifests, as
-    M(opsbook.webstack.backup_rotate) returns them in RV(opsbook.webstack.backup_rotate#module:kept)),
+    M(opsbook.webstack.backup_retention) returns them in RV(opsbook.webstack.backup_retention#module:kept)),
     writes into O(dest) each of its files (dump, media and configuration archives) encrypted
     with C(age) to O(recipients) as C(<file>.age), then a manifest of the same name as the
     local one (C(<app>-<id>.json)) whose C(file), C(files), C(sha256) and C(size) describe the
@@ -57,7 +57,7 @@ attributes:
     support: full
     description: Reports which backups would be encrypted and which removed; writes nothing.
 seealso:
-  - module: opsbook.webstack.backup_rotate
+  - module: opsbook.webstack.backup_retention
   - name: age
     description: The age file encryption tool and format.
     link: https://age-encryption.org/v1
@@ -68,7 +68,7 @@ EXAMPLES = r"""
   opsbook.webstack.backup_encrypt:
     path: /var/backups/opsbook/journal
     app: journal
-    backups: "{{ rotation.kept | selectattr('verified') | list }}"
+    backups: "{{ retention.kept | selectattr('verified') | list }}"
     recipients:
       - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   register: encrypted
@@ -111,7 +111,7 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.age_crypt import 
     prune,
     view_is_current,
 )
-from ansible_collections.opsbook.webstack.plugins.module_utils.rotation import RotationError, read_backups
+from ansible_collections.opsbook.webstack.plugins.module_utils.retention_apply import RetentionApplyError, read_backups
 
 
 def _pending(source: dict) -> dict:
@@ -145,7 +145,7 @@ def main() -> None:
         module.fail_json(msg=f"{p['age']} is not on this host (Debian: apt install age). Nothing was encrypted.")
     try:
         views = read_backups(dest, p["app"])
-    except RotationError as exc:
+    except RetentionApplyError as exc:
         module.fail_json(msg=str(exc))
     out, encrypted = [], []
     if not module.check_mode and not os.path.isdir(dest):

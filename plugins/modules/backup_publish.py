@@ -74,7 +74,7 @@ options:
   rotate:
     description:
       - Once the backup is published, rotate the app's published backups in O(path) in the same
-        call, as M(opsbook.webstack.backup_rotate) does (the same code; manifests first, the newest
+        call, as M(opsbook.webstack.backup_retention) does (the same code; manifests first, the newest
         verified backup never deleted). The policy is checked before anything is published.
       - A rotation failure after publication fails the module with a message that says the
         backup was published; RV(published) lists it.
@@ -86,7 +86,7 @@ options:
         required: true
       policy:
         description:
-          - Retention rules, as M(opsbook.webstack.backup_rotate)'s O(opsbook.webstack.backup_rotate#module:policy).
+          - Retention rules, as M(opsbook.webstack.backup_retention)'s O(opsbook.webstack.backup_retention#module:policy).
         type: dict
         default: {}
       policy_name:
@@ -133,7 +133,7 @@ published:
 rotation:
   description:
     - With O(rotate), what rotation did (in check mode, would do), as
-      M(opsbook.webstack.backup_rotate) returns it.
+      M(opsbook.webstack.backup_retention) returns it.
   returned: success, with O(rotate)
   type: dict
   contains:
@@ -170,12 +170,12 @@ import tarfile
 import zlib
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsbook.webstack.plugins.module_utils.rotation import (
+from ansible_collections.opsbook.webstack.plugins.module_utils.retention_apply import (
+    RetentionApplyError,
     RetentionError,
-    RotationError,
+    apply_retention,
     check_policy,
     release_backup_lock,
-    rotate,
 )
 
 CHUNK = 1 << 20
@@ -386,10 +386,10 @@ def main() -> None:
         # Under the backup lock, after publication: the new backup counts (check mode: as pending).
         pending = {"id": manifest.get("id"), "time": manifest.get("time")} if module.check_mode else None
         try:
-            result["rotation"] = rotate(
+            result["rotation"] = apply_retention(
                 p["path"], p["rotate"]["app"], p["rotate"]["policy"], pending=pending, check_mode=module.check_mode
             )
-        except (RetentionError, RotationError) as exc:
+        except (RetentionError, RetentionApplyError) as exc:
             if getattr(exc, "plan", None) is not None:
                 result["rotation_plan"] = exc.plan
             state = "would be published" if module.check_mode else "was published"

@@ -91,6 +91,6 @@ def test_a_hostile_manifest_naming_a_file_outside_the_directory_is_refused(backu
 
 
 def test_the_planner_and_the_local_rotation_share_one_name_check():
-    from ansible_collections.opsbook.webstack.plugins.module_utils import backup_copy, retention, rotation
+    from ansible_collections.opsbook.webstack.plugins.module_utils import backup_copy, retention, retention_apply
 
-    assert backup_copy.data_files is retention.data_files and rotation.data_files is retention.data_files
+    assert backup_copy.data_files is retention.data_files and retention_apply.data_files is retention.data_files

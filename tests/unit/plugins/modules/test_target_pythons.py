@@ -6,7 +6,7 @@ lab's systemd image (bookworm, 3.11). One ansible-playbook run over the five (co
 connection, ansible_python_interpreter set) ships each module with AnsiballZ as a real run does:
 every module is imported and answers {} with its own argument check, in the words it uses
 in-process on the controller (an import error is reported in other words), and run_lock
-(take, refuse, release), backup_rotate (check mode, manifest times with a trailing Z) and
+(take, refuse, release), backup_retention (check mode, manifest times with a trailing Z) and
 deploy_record run for real. docs/development.md#target-pythons.
 """
 
@@ -172,7 +172,7 @@ def playbook(expected: dict[str, str]) -> list[dict]:
                 task(
                     "Rotate to the newest in check mode",
                     **{
-                        "opsbook.webstack.backup_rotate": {
+                        "opsbook.webstack.backup_retention": {
                             "path": WORK,
                             "app": "journal",
                             "policy": {"keep_last": 1},

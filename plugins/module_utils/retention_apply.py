@@ -1,10 +1,11 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Rotation of an app's published backups in a directory, shared by backup_rotate and backup_publish.
+"""Retention applied to an app's published backups in a directory, shared by backup_retention and
+backup_publish (module_utils/retention.py plans; this reads, deletes and unlocks).
 
 Reads the manifests (<app>-<id>.json whose app and id agree with the name), plans with the pure
 retention.plan, and deletes each backup's manifest first, then its data; releases the backup
-lock a run holds, whether rotation worked or not.
+lock a run holds, whether that worked or not.
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.retention import 
 )
 
 __all__ = [
+    "RetentionApplyError",
     "RetentionError",
-    "RotationError",
+    "apply_retention",
     "check_policy",
     "data_files",
     "read_backups",
     "release_backup_lock",
-    "rotate",
 ]
 
 
-class RotationError(Exception):
+class RetentionApplyError(Exception):
     def __init__(self, msg: str, plan: dict | None = None):
         super().__init__(msg)
         self.plan = plan
@@ -49,7 +50,7 @@ def read_backups(path: str, app: str) -> dict[str, dict]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise RotationError(f"cannot list {path}: {exc.strerror}") from None
+        raise RetentionApplyError(f"cannot list {path}: {exc.strerror}") from None
     for entry in names:
         match = name.match(entry)
         full = os.path.join(path, entry)
@@ -59,7 +60,7 @@ def read_backups(path: str, app: str) -> dict[str, dict]:
             with open(full, encoding="utf-8") as handle:
                 manifest = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise RotationError(f"cannot read the manifest {full}: {exc}; nothing was deleted") from None
+            raise RetentionApplyError(f"cannot read the manifest {full}: {exc}; nothing was deleted") from None
         if not isinstance(manifest, dict) or manifest.get("app", app) != app or manifest.get("id") != match["id"]:
             continue  # another app's backup whose name shares the prefix (journal-bg-...)
         backups[match["id"]] = manifest
@@ -71,7 +72,7 @@ def paths_of(path: str, manifest: dict) -> list[str]:
     try:
         return [os.path.join(path, name) for name in data_files(manifest, path)]
     except UnsafeNameError as exc:
-        raise RotationError(f"{exc}; nothing was deleted") from None
+        raise RetentionApplyError(f"{exc}; nothing was deleted") from None
 
 
 def remove(target: str) -> None:
@@ -81,7 +82,7 @@ def remove(target: str) -> None:
         os.unlink(target)
 
 
-def rotate(
+def apply_retention(
     path: str,
     app: str,
     policy: dict,
@@ -91,7 +92,7 @@ def rotate(
     list_only: bool = False,
     check_mode: bool = False,
 ) -> dict:
-    """Read, plan and delete; the result for exit_json. Raises RotationError or RetentionError.
+    """Read, plan and delete; the result for exit_json. Raises RetentionApplyError or RetentionError.
 
     pending is a backup this run would publish but has not (check mode): planned as the newest
     verified backup, never deleted, not in kept."""
@@ -114,7 +115,7 @@ def rotate(
             try:
                 remove(target)
             except OSError as exc:
-                raise RotationError(f"rotation could not delete {target}: {exc.strerror}", plan=result) from exc
+                raise RetentionApplyError(f"retention could not delete {target}: {exc.strerror}", plan=result) from exc
 
     delete_verb, keep_verb = ("would delete", "would keep") if check_mode else ("deleted", "kept")
     parts = [f"{delete_verb} {i} ({'; '.join(result['reasons'][i])})" for i in result["delete"]]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: backup_rotate
-short_description: Rotate an app's published backups in a directory by a retention policy
+module: backup_retention
+short_description: Apply a retention policy to an app's published backups in a directory
 version_added: "0.1.0"
 description:
   - Reads the manifest of every published backup of O(app) in O(path) (files named
@@ -15,19 +15,22 @@ description:
     same pure function as the P(opsbook.webstack.retention_plan#filter) filter, and deletes
     what the plan lets go in one call.
   - For each backup deleted, its manifest goes first (a manifest marks a complete backup, so
-    an interrupted rotation never leaves a manifest pointing at missing data), then its dump
+    an interrupted run never leaves a manifest pointing at missing data), then its dump
     (a file, or a directory-format dump's directory) and the media and configuration archives
     the manifest lists.
   - Only names inside O(path) are deleted; a manifest naming a file elsewhere fails the module
     before anything is deleted, as does a manifest that cannot be read or a bad policy.
   - The newest verified backup is never deleted; unverified backups never count toward a rule.
     A policy with no rule keeps everything.
+  - Named C(backup_rotate) before version 0.2.0 (one word, retention, for the policy, its plan and
+    applying it; docs/backup.md). C(opsbook.webstack.backup_rotate) still works, as a deprecated
+    redirect to this module (C(meta/runtime.yml)).
 author: opsbook engineers (@opsbook)
 extends_documentation_fragment:
   - opsbook.webstack.backup_dir
 options:
   app:
-    description: The app whose backups are rotated; the manifests are C(<app>-<id>.json).
+    description: The app whose backups the policy applies to; the manifests are C(<app>-<id>.json).
     type: str
     required: true
   policy:
@@ -54,14 +57,14 @@ options:
     description:
       - The token of the backup lock (C(<path>/.lock)) this run took with
         O(opsbook.webstack.pg_backup_dump#module:prepare). Rotation runs under the lock, so another backup of
-        the database never publishes or rotates at the same time; the lock is released after
-        rotation, also when rotation fails. A lock another token holds is left alone.
+        the database never publishes or applies retention at the same time; the lock is released
+        after retention, also when it fails. A lock another token holds is left alone.
       - Nothing is released in check mode.
     type: str
   list_only:
     description:
       - Only read the manifests and return them all in RV(kept); plan nothing, delete
-        nothing (the off-host copy step uses it when no rotation ran before it).
+        nothing (the off-host copy step uses it when retention did not run before it).
     type: bool
     default: false
 attributes:
@@ -75,13 +78,13 @@ seealso:
 
 EXAMPLES = r"""
 - name: Keep the last 7 backups and one a month for 6 months
-  opsbook.webstack.backup_rotate:
+  opsbook.webstack.backup_retention:
     path: /var/backups/opsbook/journal
     app: journal
     policy:
       keep_last: 7
       keep_monthly: 6
-  register: rotation
+  register: retention
 """
 
 RETURN = r"""
@@ -118,11 +121,11 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsbook.webstack.plugins.module_utils.rotation import (
+from ansible_collections.opsbook.webstack.plugins.module_utils.retention_apply import (
+    RetentionApplyError,
     RetentionError,
-    RotationError,
+    apply_retention,
     release_backup_lock,
-    rotate,
 )
 
 
@@ -143,16 +146,16 @@ def main() -> None:
     p = module.params
     failure = None
     try:
-        outcome = rotate(
+        outcome = apply_retention(
             p["path"], p["app"], p["policy"], now=p["now"], pending=p["pending"], list_only=p["list_only"],
             check_mode=module.check_mode,
         )  # fmt: skip
     except RetentionError as exc:
         failure = dict(msg=f"{p['policy_name']}: {exc}; nothing was deleted")
-    except RotationError as exc:
+    except RetentionApplyError as exc:
         failure = dict(msg=str(exc), **({"plan": exc.plan} if exc.plan is not None else {}))
-    # The backup lock is released whether rotation worked or not: it only kept another backup of
-    # the database from publishing or rotating while this one did.
+    # The backup lock is released whether retention worked or not: it only kept another backup of
+    # the database from publishing or applying retention while this one did.
     released, lock_failure = release_backup_lock(p["path"], p["release_lock"], module.check_mode)
     if lock_failure:
         failure = dict(failure or {}, msg=f"{failure['msg']}; {lock_failure}" if failure else lock_failure)

@@ -1,9 +1,12 @@
-"""opsbook.webstack.backup_rotate on a real backup directory: what goes, in which order, what never goes."""
+"""opsbook.webstack.backup_retention (backup_rotate before 0.2.0) on a real backup directory: what goes,
+in which order, what never goes."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +42,7 @@ def publish(directory: Path, backup_id: str, time: str, *, verified: bool = True
 
 def rotate(directory: Path, policy: dict, *, check_mode: bool = False, **extra):
     args = {"path": str(directory), "app": APP, "policy": policy, "now": NOW, **extra}
-    return run_module("backup_rotate", args, check_mode=check_mode)
+    return run_module("backup_retention", args, check_mode=check_mode)
 
 
 @pytest.fixture
@@ -199,3 +202,28 @@ def test_release_lock_leaves_another_runs_lock_and_check_mode_releases_nothing(b
     (lock / "holder.json").write_text(json.dumps({"token": "run-a"}))
     check = rotate(directory, {"keep_last": 1}, check_mode=True, release_lock="run-a")
     assert check["lock_released"] is False and lock.exists()
+
+
+def test_the_old_name_backup_rotate_still_works(tmp_path):
+    """meta/runtime.yml redirects opsbook.webstack.backup_rotate (the name before 0.2.0): a task that
+    still uses it applies the policy, and the run is told the new name."""
+    root = Path(__file__).resolve().parents[4]
+    older = publish(tmp_path, "20261127T030000Z", "2026-11-27T03:00:00Z")
+    newer = publish(tmp_path, "20261128T030000Z", "2026-11-28T03:00:00Z")
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(root / "playbooks" / "collections"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+    }
+    args = json.dumps({"path": str(tmp_path), "app": APP, "policy": {"keep_last": 1}})
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "localhost", "-m", "opsbook.webstack.backup_rotate", "-a", args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "deprecated" in out and "opsbook.webstack.backup_retention" in out, out
+    assert not any(p.exists() for p in older) and all(p.exists() for p in newer), out
