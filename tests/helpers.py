@@ -687,3 +687,22 @@ def build_webapp_repo(dest: Path) -> WebappRepo:
     result = _run_script([str(WEBAPP_DIR / "build-repo.sh"), str(dest)], minimal_env(), 120)
     commits = dict(line.split() for line in result.stdout.splitlines() if line.strip())
     return WebappRepo(dest, commits)
+
+
+def playbook_on_localhost(
+    tmp_path: Path, playbook: str, extra_vars: Mapping[str, Any], callback: str = "default"
+) -> subprocess.CompletedProcess:
+    """ansible-playbook (this venv's) running `playbook` (its text) on localhost with extra_vars (as a
+    file: any JSON value), from the project directory so its ansible.cfg finds the collection."""
+    (tmp_path / "play.yml").write_text(playbook)
+    (tmp_path / "extra.json").write_text(json.dumps(dict(extra_vars)))
+    argv = [Path(sys.executable).parent / "ansible-playbook", "-i", "localhost,", "-c", "local"]
+    argv += ["-e", f"@{tmp_path / 'extra.json'}", "-e", f"ansible_python_interpreter={sys.executable}"]
+    return subprocess.run(
+        [*argv, tmp_path / "play.yml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": callback, "ANSIBLE_NOCOLOR": "1"},
+    )

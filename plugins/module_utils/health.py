@@ -1,6 +1,7 @@
 # Copyright: opsbook engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Warning and critical levels for maintenance and health reports: a pure function.
+"""Warning and critical levels for maintenance and health reports, and the one rule of "healthy"
+(judge, at the end: every gate of the collection uses it). Pure functions.
 
 A measurement is a dict: host, check, subject, value (a number, or None when it could not be
 measured), unit, detail (free text), and metric, the name of its threshold. A threshold is
@@ -19,6 +20,7 @@ services and endpoints critical (a 0/1 value, warning 1 and critical 1).
 from __future__ import annotations
 
 import copy
+import json
 
 LEVELS = ("ok", "unknown", "warning", "critical")
 
@@ -145,3 +147,188 @@ def measure(rows, host, check, metric, value_key, unit, subject_key, detail_key=
             }
         )
     return out
+
+
+# --------------------------------------------------------------------------- what "healthy" means
+# One rule for every gate: the deploy (deploy_activate's health step, on each host and through
+# the load balancer), blue-green (the idle slot's check, the confirmation through the load
+# balancer), the restore's health gate and health.yml's endpoint checks. Parameterised by
+# app_health_expect (what a healthy answer is) and app_version_source (where the served release
+# is read, for the gates that check it).
+#
+# app_health_expect: {status: 200 | [200, ...], json_path: "a.b", json_value: <value>,
+#                     components: true}
+#   status      the HTTP status codes that pass (default 200);
+#   json_path   a dotted path into the JSON body (list items by index), with json_value the value
+#               it must hold (compared as equal, or as text when json_value is a string);
+#   components  opsbook's shape (default true): when the body is a JSON object with a
+#               `components` mapping, every value of it must be "ok". An answer without one
+#               passes this part, so a plain "200 OK" endpoint is healthy by default.
+# app_version_source: json:<dotted path> (default json:version) | header:<Name> | none.
+#   none: the app reports no version; the gates then check health only, and say so.
+
+EXPECT_FIELDS = ("status", "json_path", "json_value", "components")
+DEFAULT_EXPECT = {"status": [200], "json_path": "", "json_value": None, "components": True}
+DEFAULT_VERSION_SOURCE = "json:version"
+_MISSING = object()
+
+
+def health_expect(expect, variable: str = "app_health_expect") -> dict:
+    """app_health_expect checked, its defaults filled in; HealthError names the variable and the field."""
+    if expect is None or expect == {}:
+        return copy.deepcopy(DEFAULT_EXPECT)
+    if not isinstance(expect, dict):
+        raise HealthError(f"{variable}: expected a mapping ({', '.join(EXPECT_FIELDS)}), got {expect!r}")
+    unknown = sorted(set(expect) - set(EXPECT_FIELDS))
+    if unknown:
+        raise HealthError(
+            f"{variable}: unknown field(s) {', '.join(map(str, unknown))}; known: {', '.join(EXPECT_FIELDS)}"
+        )
+    out = copy.deepcopy(DEFAULT_EXPECT)
+    status = expect.get("status", 200)
+    codes = status if isinstance(status, list) else [status]
+    if not codes or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in codes):
+        raise HealthError(
+            f"{variable}.status: expected an HTTP status code or a list of them (100-599), got {status!r}"
+        )
+    out["status"] = list(codes)
+    path = expect.get("json_path") or ""
+    if not isinstance(path, str) or (path and any(part == "" for part in path.split("."))):
+        raise HealthError(
+            f"{variable}.json_path: expected a dotted path such as status or checks.database, got {path!r}"
+        )
+    if path and "json_value" not in expect:
+        raise HealthError(
+            f"{variable}.json_value: json_path {path} is set, so json_value (the value it must hold) is required"
+        )
+    if not path and "json_value" in expect:
+        raise HealthError(f"{variable}.json_path: json_value is set, so json_path (where to read it) is required")
+    out["json_path"] = path
+    out["json_value"] = expect.get("json_value")
+    components = expect.get("components", True)
+    if not isinstance(components, bool):
+        raise HealthError(f"{variable}.components: expected true or false, got {components!r}")
+    out["components"] = components
+    return out
+
+
+def version_source(source, variable: str = "app_version_source") -> tuple[str, str]:
+    """(kind, name): ('json', 'version'), ('header', 'X-Release') or ('none', '')."""
+    if source is None or source == "":
+        source = DEFAULT_VERSION_SOURCE
+    if source == "none":
+        return ("none", "")
+    if isinstance(source, str):
+        kind, _sep, name = source.partition(":")
+        if kind == "json" and name and all(name.split(".")):
+            return ("json", name)
+        if kind == "header" and name and all(c.isalnum() or c in "-_" for c in name):
+            return ("header", name)
+    raise HealthError(
+        f"{variable}: expected json:<dotted path> (the default, json:version), header:<Name> or none, got {source!r}"
+    )
+
+
+def json_at(data, path: str):
+    """The value at a dotted path in parsed JSON, or _MISSING."""
+    here = data
+    for part in path.split("."):
+        if isinstance(here, dict) and part in here:
+            here = here[part]
+        elif isinstance(here, list) and part.isdigit() and int(part) < len(here):
+            here = here[int(part)]
+        else:
+            return _MISSING
+    return here
+
+
+def _header(headers, name: str):
+    """A response header by name, case-insensitively; also as ansible's uri returns them (x_release)."""
+    wanted = {name.lower(), name.lower().replace("-", "_")}
+    for key, value in (headers or {}).items():
+        if str(key).lower() in wanted:
+            return value
+    return None
+
+
+def _same(found, expected) -> bool:
+    if found == expected and type(found) is type(expected):
+        return True
+    return isinstance(expected, str) and not isinstance(found, (dict, list)) and str(found) == expected
+
+
+def judge(status, body, headers=None, expect=None, source=None, versions=None) -> dict:
+    """One answer of a health endpoint judged by the rule.
+
+    status: the HTTP status (None: no answer); body: bytes, text or already parsed JSON;
+    headers: a mapping. versions: the releases that may be served (empty or None: the version is
+    not checked). Returns ok (healthy and, when checked, the right version), healthy, status,
+    version (what the source gave, or None), version_checked, components (opsbook's shape, {}
+    otherwise), problems (why not ok) and what (one line for messages).
+    """
+    rule = health_expect(expect)
+    kind, name = version_source(source)
+    data = body
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            data = json.loads(body) if body.strip() else None
+        except ValueError:
+            data = None
+    problems = []
+    if status is None:
+        problems.append("no answer")
+    elif status not in rule["status"]:
+        problems.append(f"HTTP {status}, expected {' or '.join(map(str, rule['status']))}")
+    components = {}
+    if rule["components"] and isinstance(data, dict) and isinstance(data.get("components"), dict):
+        components = data["components"]
+        bad = sorted(k for k, v in components.items() if v != "ok")
+        if bad:
+            problems.append(f"components not ok: {', '.join(bad)}")
+    if rule["json_path"]:
+        found = json_at(data, rule["json_path"]) if data is not None else _MISSING
+        if found is _MISSING:
+            problems.append(f"no JSON {rule['json_path']} (expected {rule['json_value']!r})")
+        elif not _same(found, rule["json_value"]):
+            problems.append(f"JSON {rule['json_path']} is {found!r}, expected {rule['json_value']!r}")
+    healthy = not problems
+    version = None
+    if kind == "json" and data is not None:
+        found = json_at(data, name)
+        version = None if found is _MISSING or isinstance(found, (dict, list)) else str(found)
+    elif kind == "header":
+        found = _header(headers, name)
+        version = None if found is None else str(found)
+    wanted = [v for v in (versions or []) if v]
+    checked = kind != "none" and bool(wanted)
+    if checked and version not in wanted:
+        where = f"JSON {name}" if kind == "json" else f"header {name}"
+        problems.append(f"{where} is {version or 'missing'}, expected {' or '.join(wanted)}")
+    what = f"HTTP {status if status is not None else 'none'}"
+    if kind != "none":
+        what += f", version {version or 'unknown'}"
+    what += "; " + ("; ".join(problems) if problems else "healthy")
+    return {
+        "ok": not problems,
+        "healthy": healthy,
+        "status": status,
+        "version": version,
+        "version_checked": checked,
+        "components": components,
+        "problems": problems,
+        "what": what,
+    }
+
+
+def version_statement(source) -> str:
+    """What the served-version gate checks, for the run's output."""
+    kind, name = version_source(source)
+    if kind == "none":
+        return (
+            "app_version_source is none: the app reports no version, so the gates check health only"
+            " (not which release is served)"
+        )
+    where = f"the JSON field {name}" if kind == "json" else f"the response header {name}"
+    return f"the served release is read from {where} of the health answer"

@@ -114,6 +114,23 @@ options:
     type: list
     elements: str
     default: []
+  health_expect:
+    description:
+      - What a healthy answer is (C(app_health_expect)) - C(status) (a code or a list, default 200),
+        optionally C(json_path) and C(json_value), and C(components) (default true - every value of a
+        JSON C(components) mapping must be C(ok)). The rule is C(module_utils/health.py)'s C(judge),
+        the one every gate of the collection uses.
+    type: dict
+    default: {}
+    version_added: 0.3.0
+  health_version_source:
+    description:
+      - Where the served release is read (C(app_version_source)) - C(json:<dotted path>), C(header:<Name>),
+        or C(none) (the app reports no version - the step then checks health only, and says so in
+        RV(health.version_statement)).
+    type: str
+    default: json:version
+    version_added: 0.3.0
   health_timeout:
     description: Seconds C(health) waits for a pass, asking again every second.
     type: float
@@ -172,7 +189,8 @@ drained:
 health:
   description: >-
     The gate's last look - ok, units (state per unit), status, version and components of the
-    last answer, and answers (each with C(what), a line saying what it was).
+    last answer, answers (each with C(what), a line saying what it was), and version_statement
+    (what the served-version check reads, or that it checks health only with C(none)).
   returned: when health ran
   type: dict
 seconds:
@@ -182,7 +200,6 @@ seconds:
   sample: {"switch": 0.001, "restart": 2.1, "health": 0.6}
 """
 
-import json
 import os
 import subprocess
 import time
@@ -199,6 +216,13 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common imp
     redact,
 )
 from ansible_collections.opsbook.webstack.plugins.module_utils.celery_workers import Controller, Failure
+from ansible_collections.opsbook.webstack.plugins.module_utils.health import (
+    HealthError,
+    health_expect,
+    judge,
+    version_source,
+    version_statement,
+)
 
 STEPS = ("switch", "restart", "health")
 
@@ -310,41 +334,41 @@ def unit_states(units: list[str]) -> dict[str, str]:
     return {unit: out[i] if i < len(out) else "unknown" for i, unit in enumerate(units)}
 
 
-def ask(url: str) -> dict:
+def ask(url: str, versions: list[str], expect: dict | None = None, source: str | None = None) -> dict:
+    """One answer, judged by the collection's one rule (module_utils/health.py)."""
     try:
         # ansible's open_url (proxies from the environment, certificates checked); no .netrc credentials.
         with open_url(url, timeout=10, use_netrc=False) as answer:
-            status, body = answer.status, answer.read()
+            status, body, headers = answer.status, answer.read(), dict(answer.headers.items())
     except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read()
+        status, body, headers = exc.code, exc.read(), dict(exc.headers.items()) if exc.headers else {}
     except (OSError, UrlConnectionError) as exc:
-        return {"status": None, "version": None, "components": {}, "what": f"no answer ({exc})"}
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    seen = {"status": status, "version": data.get("version"), "components": data.get("components") or {}}
-    bad = sorted(k for k, v in seen["components"].items() if v != "ok")
-    seen["what"] = f"HTTP {status} version {seen['version']}" + (f" ({', '.join(bad)} not ok)" if bad else "")
-    return seen
+        return {"status": None, "version": None, "components": {}, "ok": False, "what": f"no answer ({exc})"}
+    return judge(status, body, headers, expect, source, versions)
 
 
-def gate(url: str, release: str, count: int, units: list[str], timeout: float, also: tuple = ()) -> dict:
+def gate(
+    url: str,
+    release: str,
+    count: int,
+    units: list[str],
+    timeout: float,
+    also: tuple = (),
+    expect: dict | None = None,
+    source: str | None = None,
+) -> dict:
     """Ask until every unit is active and `count` answers in a row are the release (or one of `also`), healthy."""
-    versions = {release, *also}
+    versions = [release, *also]
 
     def healthy(seen: dict) -> bool:
-        components_ok = all(v == "ok" for v in seen["components"].values())
-        return seen["status"] == 200 and seen["version"] in versions and components_ok
+        return seen["ok"]
 
     deadline = time.monotonic() + timeout
     while True:
         states = unit_states(units)
         answers = []
         for _answer in range(count if url else 0):
-            answers.append(ask(url))
+            answers.append(ask(url, versions, expect, source))
             if not healthy(answers[-1]):
                 break
         last = answers[-1] if answers else {"status": None, "version": None, "components": {}}
@@ -358,6 +382,7 @@ def gate(url: str, release: str, count: int, units: list[str], timeout: float, a
                 "version": last["version"],
                 "components": last["components"],
                 "answers": answers,
+                "version_statement": version_statement(source),
             }
         time.sleep(1)
 
@@ -365,12 +390,7 @@ def gate(url: str, release: str, count: int, units: list[str], timeout: float, a
 def describe_gate(seen: dict, url: str, release: str, timeout: float) -> str:
     parts = []
     if url:
-        bad = sorted(k for k, v in seen["components"].items() if v != "ok")
-        parts.append(
-            f"HTTP {seen['status'] or 'none'}, version {seen['version'] or 'unknown'}"
-            + (f", components not ok: {', '.join(bad)}" if bad else "")
-            + f"; answers: {'; '.join(a['what'] for a in seen['answers'])}"
-        )
+        parts.append(f"answers: {' | '.join(a['what'] for a in seen['answers'])}")
     down = {unit: state for unit, state in seen["units"].items() if state != "active"}
     if down:
         parts.append("units not active: " + ", ".join(f"{unit} {state}" for unit, state in down.items()))
@@ -406,6 +426,8 @@ def main() -> None:
             health_count=dict(type="int", default=1),
             health_units=dict(type="list", elements="str", default=[]),
             health_timeout=dict(type="float", default=60.0),
+            health_expect=dict(type="dict", default={}),
+            health_version_source=dict(type="str", default="json:version"),
         ),
         supports_check_mode=False,
     )
@@ -422,6 +444,11 @@ def main() -> None:
             missing.append("health_release")
         if params["health_count"] < 1:
             module.fail_json(msg=f"health_count must be at least 1 (got {params['health_count']}); nothing was changed")
+        try:
+            health_expect(params["health_expect"], "health_expect")
+            version_source(params["health_version_source"], "health_version_source")
+        except HealthError as exc:
+            module.fail_json(msg=f"{exc}; nothing was changed")
     if missing:
         module.fail_json(msg=f"steps {', '.join(steps)} need {', '.join(missing)}; nothing was changed")
     secrets = protect(module, params["broker_url"] or "")
@@ -447,6 +474,8 @@ def main() -> None:
                     params["health_units"],
                     params["health_timeout"],
                     tuple(params["health_also"]),
+                    params["health_expect"],
+                    params["health_version_source"],
                 )
                 if not result["health"]["ok"]:
                     raise StepFailed("health", describe_gate(result["health"], url, release, params["health_timeout"]))

@@ -70,7 +70,7 @@ def test_gate_needs_count_in_a_row_and_says_what_it_saw(app):
     seen = gate(app["url"], "r1", 2, timeout=2)
     assert seen["ok"] is False
     assert time.monotonic() - started >= 2
-    assert [a["what"] for a in seen["answers"]][-1] == "HTTP 200 version r0"
+    assert [a["what"] for a in seen["answers"]][-1] == "HTTP 200, version r0; JSON version is r0, expected r1"
 
 
 def test_gate_accepts_the_releases_of_hosts_already_on_the_revision(app):
@@ -86,7 +86,8 @@ def test_gate_fails_a_component_that_is_not_ok(app):
     app["answers"] = [(503, {"version": "r1", "components": {"database": "error: gone", "redis": "ok"}})]
     seen = gate(app["url"], "r1", 1, timeout=1)
     assert seen["ok"] is False
-    assert seen["status"] == 503 and seen["answers"][0]["what"] == "HTTP 503 version r1 (database not ok)"
+    assert seen["status"] == 503
+    assert seen["answers"][0]["what"] == "HTTP 503, version r1; HTTP 503, expected 200; components not ok: database"
 
 
 def test_gate_waits_for_the_release_to_come_up(app):
@@ -119,7 +120,8 @@ def test_gate_failure_says_what_it_saw(app):
     )
     assert result.failed
     assert result.msg.startswith(
-        "did not serve r1 healthy within 0 s: HTTP 503, version r0, components not ok: database"
+        "did not serve r1 healthy within 0 s: answers: HTTP 503, version r0; HTTP 503, expected 200;"
+        " components not ok: database; JSON version is r0, expected r1"
     )
 
 
