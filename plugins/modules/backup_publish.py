@@ -86,7 +86,8 @@ options:
         required: true
       policy:
         description:
-          - Retention rules, as M(opsbook.webstack.backup_retention)'s O(opsbook.webstack.backup_retention#module:policy).
+          - Retention rules, as M(opsbook.webstack.backup_retention)'s
+            O(opsbook.webstack.backup_retention#module:policy).
         type: dict
         default: {}
       policy_name:
