@@ -47,10 +47,19 @@ options:
     default: {}
   accept_content:
     description:
-      - Content types accepted in worker replies (Celery's C(accept_content)).
+      - Content types accepted in worker replies (Celery's C(accept_content)), as the app has it
+        (C(app_celery_accept_content)), for example V([json]), V([pickle]) or V([msgpack, json]).
+      - Workers answer control messages in their own C(task_serializer), so that one must be listed.
     type: list
     elements: str
     default: [json]
+  serializer:
+    description:
+      - Serializer of the control messages and of the tasks the module sends (Celery's C(task_serializer)).
+      - A worker refuses a message whose content type its C(accept_content) lacks and leaves it unanswered.
+      - Default is the first item of O(accept_content) (C(application/x-python-serialize) counts as C(pickle)).
+    type: str
+    version_added: 0.3.0
 requirements:
   - Python 3.9 or later, with celery (5.x) and its kombu, on the host the module runs on (the Python
     that runs the workers has them), in releases that support that Python (celery and kombu 5.7, which

@@ -54,7 +54,26 @@ def common_argument_spec() -> dict:
         destination=dict(type="list", elements="str"),
         broker_transport_options=dict(type="dict", default={}),
         accept_content=dict(type="list", elements="str", default=["json"]),
+        serializer=dict(type="str"),
     )
+
+
+def message_serializer(accept_content: list[str] | None, serializer: str | None = None) -> str:
+    """The serializer control messages (and sent tasks) are written in: the one given, else the first
+    content type the app accepts, by its serializer name (application/x-python-serialize is pickle).
+
+    A worker refuses a message in a content type its accept_content lacks, so a broadcast in json
+    to an app that accepts only pickle would go unanswered; the reply comes in the worker's
+    task_serializer, which accept_content must list."""
+    if serializer:
+        return serializer
+    first = (list(accept_content or []) or ["json"])[0]
+    try:
+        from kombu.serialization import registry
+
+        return registry.type_to_name.get(first, first)
+    except ImportError:  # reported by the module with missing_required_lib
+        return first
 
 
 # --------------------------------------------------------------------------- secrets
@@ -247,6 +266,7 @@ class CeleryBroker:
             params["broker_url"],
             transport_options=params["broker_transport_options"],
             accept_content=params["accept_content"],
+            serializer=params.get("serializer"),
             timeout=params["timeout"],
             connect_timeout=params["connect_timeout"],
         )
@@ -257,6 +277,7 @@ class CeleryBroker:
         *,
         transport_options: dict | None = None,
         accept_content: list[str] | None = None,
+        serializer: str | None = None,
         timeout: float = 1.0,
         connect_timeout: float = 5.0,
     ) -> None:
@@ -274,6 +295,7 @@ class CeleryBroker:
             broker_connection_timeout=connect_timeout,
             accept_content=list(accept_content or ["json"]),
             result_accept_content=list(accept_content or ["json"]),
+            task_serializer=message_serializer(accept_content, serializer),
             result_backend=None,
             task_ignore_result=True,
         )

@@ -82,6 +82,14 @@ options:
   broker_url:
     description: The Celery broker URL, for the drain. Required when O(workers) is set.
     type: str
+  accept_content:
+    description:
+      - Content types the app's workers accept (C(app_celery_accept_content)); the drain's control
+        messages are written in the first one, so a worker that accepts only C(pickle) answers.
+    type: list
+    elements: str
+    default: [json]
+    version_added: 0.3.0
   drain_timeout:
     description: Seconds to wait for the running tasks of drained workers.
     type: float
@@ -291,7 +299,9 @@ def drain(module: AnsibleModule, workers: list[dict], result: dict, secrets: lis
         "timeout": params["celery_timeout"],
         "fail_on_timeout": False,
     }
-    broker = CeleryBroker(params["broker_url"], timeout=params["celery_timeout"])
+    broker = CeleryBroker(
+        params["broker_url"], accept_content=params["accept_content"], timeout=params["celery_timeout"]
+    )
     try:
         broker.connect()
         Controller(module, broker, seen, controller_params).drain()
@@ -418,6 +428,7 @@ def main() -> None:
             ),
             web_unit=dict(type="str", default=""),
             broker_url=dict(type="str", no_log=True),
+            accept_content=dict(type="list", elements="str", default=["json"]),
             drain_timeout=dict(type="float", default=60.0),
             celery_timeout=dict(type="float", default=1.0),
             health_url=dict(type="str", default=""),

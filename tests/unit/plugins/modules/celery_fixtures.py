@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -81,11 +82,15 @@ def start_celery_worker(
     transport_options: dict | None = None,
     concurrency: int = 1,
     wait: bool = True,
+    accept_content: list[str] | None = None,
 ) -> helpers.ManagedProcess:
     """celery -A celery_testapp worker -n NAME@opsbook-test -Q QUEUES (prefork, so it answers while a task runs)."""
     env = helpers.minimal_env(
         CELERY_TESTAPP_BROKER=broker_url,
         CELERY_TESTAPP_TRANSPORT_OPTIONS=json.dumps(transport_options or {}),
+        CELERY_TESTAPP_ACCEPT=",".join(accept_content or []),
+        # Celery refuses to run a pickle-accepting worker as root unless told; the tests run as root in CI.
+        C_FORCE_ROOT="1" if "pickle" in (accept_content or []) and os.geteuid() == 0 else "",
         PYTHONPATH=str(HERE),
         HOME=str(log_dir),
     )
@@ -114,16 +119,24 @@ def start_celery_worker(
     )
     process.start()
     if wait:
-        wait_ready(process, name, broker_url)
+        wait_ready(process, name, broker_url, accept_content=accept_content)
     return process
 
 
-def wait_ready(process: helpers.ManagedProcess, name: str, broker_url: str, timeout: float = 60) -> None:
+def wait_ready(
+    process: helpers.ManagedProcess,
+    name: str,
+    broker_url: str,
+    timeout: float = 60,
+    accept_content: list[str] | None = None,
+) -> None:
     """Until the log says ready and the worker answers a ping: it logs "ready" a moment before its
     control consumer listens, and a broadcast sent in that moment is lost."""
     from celery import Celery
 
     app = Celery("opsbook_tests", broker=broker_url, set_as_current=False)
+    if accept_content:
+        app.conf.update(accept_content=accept_content, task_serializer=accept_content[0])
     try:
         helpers.wait_for_log(process, rf"{name}@{NODE_SUFFIX} ready\.", timeout=timeout)
         helpers.wait_until(

@@ -1,8 +1,8 @@
 """A tiny Celery application for the module tests: `celery -A celery_testapp worker`.
 
 The broker comes from the environment (never argv, where ps would show its password):
-CELERY_TESTAPP_BROKER, and optionally CELERY_TESTAPP_TRANSPORT_OPTIONS (JSON), so the
-same module serves the Redis and the RabbitMQ workers.
+CELERY_TESTAPP_BROKER, and optionally CELERY_TESTAPP_TRANSPORT_OPTIONS (JSON) and
+CELERY_TESTAPP_ACCEPT (content types), so the same module serves the Redis and the RabbitMQ workers.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ app.conf.update(
     task_ignore_result=True,
     worker_hijack_root_logger=False,
 )
+# CELERY_TESTAPP_ACCEPT="pickle" (comma-separated): an app that accepts only those content types and
+# writes its messages, control replies included, in the first.
+if os.environ.get("CELERY_TESTAPP_ACCEPT"):
+    _accept = os.environ["CELERY_TESTAPP_ACCEPT"].split(",")
+    app.conf.update(accept_content=_accept, task_serializer=_accept[0], result_serializer=_accept[0])
 
 
 @app.task(name="celery_testapp.sleep")
