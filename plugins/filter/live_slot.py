@@ -14,8 +14,9 @@ short_description: The blue-green slot that takes traffic, decided from the stat
 version_added: 0.3.0
 description:
   - Takes the C(ansible.builtin.slurp) results of the state file the switch writes on the first load balancer
-    (C(/etc/opsbook/<app>-active-slot)) and of that load balancer's configuration (the nginx upstream file, or
-    C(haproxy.cfg)), and decides once which slot is live.
+    (C(opsbook_lb_slot_file), default C(/etc/opsbook/<app>-active-slot)) and of that load balancer's configuration
+    (the nginx upstream file, or C(haproxy.cfg)), and decides once which slot is live. Both paths come from
+    C(opsbook.webstack.lb_settings) (its C(slot_sources)), the one definition every role reads.
   - Both name the same slot, that slot. The state file missing or damaged, the slot the configuration sends
     traffic to (a missing file is the state before the first switch). The state file naming a slot the
     configuration does not confirm (the other slot, both, none, servers of neither), or neither side usable, is
@@ -40,9 +41,13 @@ options:
     type: dict
     required: true
   software:
-    description: The load balancer's software, C(nginx) or C(haproxy).
+    description: The load balancer's software, C(nginx) or C(haproxy). Required without O(lb).
     type: str
-    required: true
+  lb:
+    description:
+      - The load balancer's settings (C(opsbook.webstack.lb_settings)); they give O(software), O(backend),
+        O(state_path) and O(config_path). The usual way is to slurp its C(slot_sources) in a loop and pass both results.
+    type: dict
   backend:
     description: The HAProxy backend of the app.
     type: str
@@ -62,7 +67,22 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Decide the live slot
+- name: Read the slot file and the configuration of the first load balancer
+  ansible.builtin.slurp:
+    src: "{{ item }}"
+  loop: "{{ (hostvars[groups['lb'][0]] | opsbook.webstack.lb_settings).slot_sources }}"
+  delegate_to: "{{ groups['lb'][0] }}"
+  run_once: true
+  register: blue_green_register_state
+  failed_when: false
+
+- name: Decide the live slot from them
+  ansible.builtin.set_fact:
+    blue_green_live: >-
+      {{ blue_green_register_state.results[0] | opsbook.webstack.live_slot(blue_green_register_state.results[1],
+           app_slots, groups, lb=hostvars[groups['lb'][0]] | opsbook.webstack.lb_settings, host=groups['lb'][0]) }}
+
+- name: Decide the live slot, every argument given
   ansible.builtin.set_fact:
     blue_green_live: >-
       {{ blue_green_register_state | opsbook.webstack.live_slot(blue_green_register_lb_config, app_slots, groups,
@@ -120,12 +140,16 @@ def live_slot_filter(
     config,
     app_slots,
     groups,
-    software,
+    software=None,
     backend="",
     host="the first load balancer",
     state_path="the state file",
     config_path="its configuration",
+    lb=None,
 ):
+    if lb:
+        software, backend = lb["software"], lb["haproxy_backend"]
+        state_path, config_path = lb["slot_file"], lb["config"]
     if not app_slots:
         raise AnsibleFilterError("live_slot: app_slots is empty: without slots there is no live slot")
     try:

@@ -326,3 +326,88 @@ def live_slot(
             f"send traffic to that slot's servers (provision.yml renders it from the state file), and run again."
         )
     return out
+
+
+# The load balancer settings, defined once (issue 22 item 4). Every role reads them through the
+# opsbook.webstack.lb_settings filter, from the load balancer's (or the host's) variables:
+# (key, public variable, default, older names kept as aliases). An older name that is set wins
+# over the public one, so inventories written for an earlier release keep working; two older
+# names of one setting set to different values are refused. `{app}` is app_name.
+LB_SETTINGS = (
+    ("software", "opsbook_lb_software", "nginx", ("provision_lb_software", "deploy_lb_software")),
+    ("port", "opsbook_lb_port", 80, ("provision_lb_port", "deploy_lb_port", "blue_green_lb_port")),
+    (
+        "nginx_upstream",
+        "opsbook_lb_nginx_upstream",
+        "/etc/nginx/opsbook/{app}-upstream.conf",
+        ("deploy_lb_nginx_upstream", "blue_green_nginx_upstream"),
+    ),
+    (
+        "haproxy_socket",
+        "opsbook_lb_haproxy_socket",
+        "/run/haproxy/admin.sock",
+        ("deploy_lb_haproxy_socket", "blue_green_haproxy_socket"),
+    ),
+    (
+        "haproxy_backend",
+        "opsbook_lb_haproxy_backend",
+        "{app}_app",
+        ("deploy_lb_haproxy_backend", "blue_green_haproxy_backend"),
+    ),
+    # Where the blue-green switch records the slot that takes traffic, on each load balancer.
+    ("slot_file", "opsbook_lb_slot_file", "/etc/opsbook/{app}-active-slot", ()),
+)
+# Not a variable: Debian's haproxy.service reads this file.
+HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+LB_SOFTWARE = ("nginx", "haproxy")
+
+
+def lb_settings(variables, app_name: str = "") -> dict:
+    """The load balancer settings from one host's variables (a mapping), or raise SlotError.
+
+    Returns software, port, nginx_upstream, haproxy_socket, haproxy_backend, slot_file,
+    haproxy_config, config (the file that says which servers take traffic: the nginx upstream
+    file or haproxy.cfg), slot_sources ([slot_file, config], what decides the live slot) and names
+    (setting -> the variable it came from, '' for the default).
+    """
+    app = app_name or variables.get("app_name") or ""
+    out: dict = {"names": {}}
+    for key, public, default, aliases in LB_SETTINGS:
+        given = [(name, variables[name]) for name in aliases if variables.get(name) is not None]
+        if len({str(value) for _name, value in given}) > 1:
+            shown = ", ".join(f"{name}={value!r}" for name, value in given)
+            raise SlotError(f"{shown} are older names of {public} and disagree: set only {public}")
+        if given:
+            name, value = given[0]
+        elif variables.get(public) is not None:
+            name, value = public, variables[public]
+        else:
+            name, value = "", default.format(app=app) if isinstance(default, str) else default
+        label = public if not name or name == public else f"{name} (older name of {public})"
+        out[key] = _lb_value(key, label, value)
+        out["names"][key] = name
+    out["haproxy_config"] = HAPROXY_CONFIG
+    out["config"] = HAPROXY_CONFIG if out["software"] == "haproxy" else out["nginx_upstream"]
+    # What the live_slot filter reads, in its order: slurp these two (a loop), pass both results.
+    out["slot_sources"] = [out["slot_file"], out["config"]]
+    return out
+
+
+def _lb_value(key: str, label: str, value):
+    if key == "software":
+        if value not in LB_SOFTWARE:
+            raise SlotError(f"{label} must be nginx or haproxy, got {value!r}")
+        return value
+    if key == "port":
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            port = 0
+        if isinstance(value, bool) or not 0 < port < 65536:
+            raise SlotError(f"{label} must be a port number (1-65535), got {value!r}")
+        return port
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        raise SlotError(f"{label} must be a non-empty name without spaces, got {value!r}")
+    if key != "haproxy_backend" and not value.startswith("/"):
+        raise SlotError(f"{label} must be an absolute path, got {value!r}")
+    return value

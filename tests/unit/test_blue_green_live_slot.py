@@ -3,7 +3,8 @@
 Issue 19 item 11: with the state file on the first load balancer missing, the role assumed blue and
 chose green, the slot that serves, for a deploy. Here the "load balancer" and the "app host" are
 local hosts of a temporary inventory; the state file, the load balancer configuration and the slot
-pointers are files in a temporary directory (the paths are the role's variables, given with -e).
+pointers are files in a temporary directory (their paths are opsbook_lb_slot_file and
+opsbook_lb_nginx_upstream, given with -e).
 Each run takes a few seconds; the decision itself is unit-tested in
 tests/unit/plugins/filter/test_live_slot.py, and end to end in molecule/blue_green.
 """
@@ -97,8 +98,8 @@ def plan(tmp_path: Path) -> subprocess.CompletedProcess:
     }
     env.pop("ANSIBLE_CONFIG", None)  # run from tmp_path: the project's ansible.cfg is not read
     extra = {
-        "__blue_green_state_file": str(tmp_path / "active-slot"),
-        "blue_green_nginx_upstream": str(tmp_path / "upstream.conf"),
+        "opsbook_lb_slot_file": str(tmp_path / "active-slot"),
+        "opsbook_lb_nginx_upstream": str(tmp_path / "upstream.conf"),
         "blue_green_fact_path": str(tmp_path / "opsbook_blue_green.fact"),
     }
     return subprocess.run(

@@ -4,7 +4,8 @@ With blue-green slots, provision renders the load balancer's servers with one sl
 used to read only the state file the switch writes, and took blue when that file was missing:
 re-provisioning a load balancer that had lost the file after a switch to green moved traffic to
 the idle slot. Here lb_slot.yml runs through ansible-playbook on this machine, the state file and
-the nginx upstream being files in a temporary directory (their paths given with -e), and the
+the nginx upstream being files in a temporary directory (their paths given with -e as
+opsbook_lb_slot_file and opsbook_lb_nginx_upstream), and the
 test reads which slot the rendered servers would send traffic to.
 """
 
@@ -59,8 +60,8 @@ def run(tmp_path: Path, state: bytes | None, served: str | None) -> subprocess.C
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     extra = {
-        "__provision_active_slot_file": str(tmp_path / "active-slot"),
-        "__provision_lb_config": str(tmp_path / "upstream.conf"),
+        "opsbook_lb_slot_file": str(tmp_path / "active-slot"),
+        "opsbook_lb_nginx_upstream": str(tmp_path / "upstream.conf"),
     }
     env = {
         **os.environ,

@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from ansible_collections.opsbook.webstack.plugins.module_utils.slots import lb_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "provision"
@@ -32,6 +33,8 @@ def render(name: str, **overrides) -> str:
         "provision_lb_backends": [{"name": "app1", "host": "app1", "port": 8000, "active": True}],
         **overrides,
     }
+    # The load balancer settings as the role's vars/main.yml has them (opsbook.webstack.lb_settings).
+    variables["__provision_lb"] = lb_settings(variables)
     return env.from_string((ROLE / "templates" / name).read_text()).render(**variables)
 
 

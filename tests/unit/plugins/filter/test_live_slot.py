@@ -16,7 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
 from ansible_collections.opsbook.webstack.plugins.filter.live_slot import live_slot_filter
 from ansible_collections.opsbook.webstack.plugins.filter.nginx_upstream import nginx_upstream
-from ansible_collections.opsbook.webstack.plugins.module_utils.slots import served_slot
+from ansible_collections.opsbook.webstack.plugins.module_utils.slots import lb_settings, served_slot
 
 ROOT = Path(__file__).resolve().parents[4]
 GROUPS = {"lb": ["lb1"], "app": ["app1", "app2"], "app_blue": ["app1"], "app_green": ["app2"]}
@@ -36,7 +36,8 @@ def haproxy(slots: dict, active: str) -> str:
     return jinja2.Template(template).render(
         ansible_managed="managed",
         app_name="journal",
-        provision_lb_port=80,
+        # as provision's vars/main.yml has them (opsbook.webstack.lb_settings)
+        **{"__provision_lb": lb_settings({"app_name": "journal", "opsbook_lb_software": "haproxy"})},
         provision_lb_maintenance_exempt_paths=["/health/"],
         provision_lb_maintenance_retry_after=30,
         provision_lb_health_path="/health/",
@@ -191,3 +192,22 @@ def test_the_header_comment_is_not_trusted():
 def test_without_slots_there_is_no_live_slot():
     with pytest.raises(AnsibleFilterError, match="app_slots is empty"):
         live_slot_filter(read("blue"), read(""), {}, GROUPS, "nginx")
+
+
+@pytest.mark.parametrize("software", ["nginx", "haproxy"])
+def test_the_load_balancer_settings_give_software_backend_and_paths(software):
+    """lb= (opsbook.webstack.lb_settings, as the roles pass it) decides as the arguments one by one do."""
+    lb = lb_settings({"app_name": "journal", "opsbook_lb_software": software})
+    assert lb["slot_sources"] == [STATE, UPSTREAM if software == "nginx" else HAPROXY]
+    state, config = read("blue\n"), read(render(software, PORTS, "green"))
+    got = live_slot_filter(state, config, PORTS, GROUPS, lb=lb, host="lb1")
+    assert got == decide(state, config, software)
+    assert got["error"] and f"{lb['config']} ({software}) on lb1" in got["error"]
+
+
+def test_a_backend_of_another_name_is_read_through_the_settings():
+    """HAProxy's backend named by opsbook_lb_haproxy_backend: its servers decide, not <app>_app's."""
+    lb = lb_settings({"app_name": "journal", "opsbook_lb_software": "haproxy", "opsbook_lb_haproxy_backend": "web"})
+    text = render("haproxy", PORTS, "green").replace("journal_app", "web")
+    assert live_slot_filter(read(None), read(text), PORTS, GROUPS, lb=lb)["slot"] == "green"
+    assert live_slot_filter(read(None), read(text), PORTS, GROUPS, "haproxy", backend="journal_app")["slot"] == ""
