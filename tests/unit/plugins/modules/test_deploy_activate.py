@@ -214,14 +214,14 @@ def test_missing_input_is_named_before_anything_changes(args, needs):
 
 
 def test_a_drain_that_cannot_reach_the_broker_names_the_step_and_never_the_password():
-    # systemctl has no running worker here, so the drain is called as restart() calls it.
-    from ansible_collections.opsbook.webstack.plugins.modules import deploy_activate as da
+    # systemctl has no running worker here, so the drain step is called alone, as restart() calls it.
+    from ansible_collections.opsbook.webstack.plugins.module_utils import activation as da
 
     secret = "s3cr3t-Pa55"  # noqa: S105 - a test value
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # bound, not listening: refused
         url = f"redis://:{secret}@127.0.0.1:{sock.getsockname()[1]}/0"
-        params = {"broker_url": url, "drain_timeout": 1.0, "celery_timeout": 0.5}
+        params = {"broker_url": url, "accept_content": ["json"], "drain_timeout": 1.0, "celery_timeout": 0.5}
         module = type("Module", (), {"params": params, "check_mode": False, "warn": lambda self, msg: None})()
         with pytest.raises(da.StepFailed) as failed:
             da.drain(module, [{"unit": "w.service", "node": "w@app1"}], {}, [secret])
