@@ -5,7 +5,8 @@ balancer's software, port, nginx upstream file, HAProxy socket and backend and t
 role reads it. The older names (provision_lb_*, deploy_lb_*, blue_green_*) stay aliases: set, they
 win; unset, the opsbook_lb_* name or the default applies. Checked here by grepping the roles, and
 through ansible-playbook on this machine (inventory group_vars, host_vars and -e, as an inventory
-gives them), once with the filter alone and once through provision's lb_slot entry point.
+gives them), with the filter alone; tests/unit/test_provision_live_slot.py runs provision's lb_slot
+entry point with the older and the new name of the upstream file.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
-from ansible_collections.opsbook.webstack.plugins.filter.nginx_upstream import nginx_upstream
 from ansible_collections.opsbook.webstack.plugins.module_utils.slots import LB_SETTINGS, SlotError, lb_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,54 +189,3 @@ def test_older_names_win_when_set_and_the_new_ones_apply_otherwise(tmp_path):
     text = " ".join(result.stdout.split())
     assert "provision_lb_software='nginx', deploy_lb_software='haproxy' are older names of opsbook_lb_software" in text
     assert "opsbook_lb_software must be nginx or haproxy, got 'apache'" in text
-
-
-SLOTS = {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8002}}
-LB_SLOT = """
-- name: The load balancer's servers
-  hosts: lb
-  gather_facts: false
-  tasks:
-    - name: Read the live slot as provision does
-      ansible.builtin.include_role:
-        name: opsbook.webstack.provision
-        tasks_from: lb_slot
-
-    - name: Show the active servers
-      ansible.builtin.debug:
-        msg: "ACTIVE={{ provision_lb_backends | selectattr('active') | map(attribute='slot') | unique | join(',') }}"
-"""
-
-
-@pytest.mark.parametrize(
-    ("names", "expected"),
-    [
-        (["opsbook_lb_nginx_upstream"], "blue"),
-        (["opsbook_lb_nginx_upstream", "deploy_lb_nginx_upstream"], "green"),  # the older name wins
-    ],
-    ids=["new-name", "older-name-wins"],
-)
-def test_a_role_reads_the_configuration_the_settings_name(tmp_path, names, expected):
-    """provision's lb_slot reads the upstream file the settings name: under the new name, or the older one
-    when it is set too (each file sends traffic to another slot, no slot file: the configuration decides)."""
-    files = {}
-    for name, slot in zip(names, ["blue", "green"], strict=False):
-        files[name] = tmp_path / f"{slot}.conf"
-        files[name].write_text(nginx_upstream(app_backends(SLOTS, {"app": ["app1"]}, "app", 8000, slot), "journal"))
-    hosts = {
-        "all": {
-            "vars": {
-                "app_name": "journal",
-                "app_slots": SLOTS,
-                "app_http_port": 8000,
-                "opsbook_group_app": "app",
-                "opsbook_lb_slot_file": str(tmp_path / "active-slot"),
-                **{name: str(path) for name, path in files.items()},
-            },
-            "children": {"lb": {"hosts": {"lb1": dict(LOCAL)}}, "app": {"hosts": {"app1": dict(LOCAL)}}},
-        }
-    }
-    result = run_playbook(tmp_path, hosts, LB_SLOT, {})
-    found = re.search(r"ACTIVE=(\w*)", result.stdout)
-    assert result.returncode == 0 and found, result.stdout[-4000:]
-    assert found[1] == expected

@@ -43,7 +43,7 @@ PLAYBOOK = """
 """
 
 
-def run(tmp_path: Path, state: bytes | None, served: str | None) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, state: bytes | None, served: str | None, **more) -> subprocess.CompletedProcess:
     if state is not None:
         (tmp_path / "active-slot").write_bytes(state)
     if served is not None:
@@ -62,6 +62,7 @@ def run(tmp_path: Path, state: bytes | None, served: str | None) -> subprocess.C
     extra = {
         "opsbook_lb_slot_file": str(tmp_path / "active-slot"),
         "opsbook_lb_nginx_upstream": str(tmp_path / "upstream.conf"),
+        **more,
     }
     env = {
         **os.environ,
@@ -104,3 +105,22 @@ def test_a_state_file_contradicting_the_configuration_is_refused(tmp_path):
     assert "ACTIVE=" not in result.stdout
     message = " ".join(result.stdout.split())
     assert "The live slot is unclear, so nothing was changed" in message, message[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["opsbook_lb_nginx_upstream"], "blue"),
+        (["opsbook_lb_nginx_upstream", "deploy_lb_nginx_upstream"], "green"),  # the older name wins
+        (["opsbook_lb_nginx_upstream", "blue_green_nginx_upstream"], "green"),
+    ],
+    ids=["new-name", "deploy-name-wins", "blue-green-name-wins"],
+)
+def test_provision_reads_the_upstream_file_the_settings_name(tmp_path, names, expected):
+    """Issue 22 item 4: the file is opsbook_lb_nginx_upstream's, or an older name's when that is set too
+    (opsbook.webstack.lb_settings). Each file sends traffic to another slot; no state file: the file decides."""
+    paths = {}
+    for name, slot in zip(names, ["blue", "green"], strict=False):
+        paths[name] = str(tmp_path / f"{slot}.conf")
+        Path(paths[name]).write_text(nginx_upstream(app_backends(SLOTS, GROUPS, "app", 8000, slot), "journal"))
+    assert active(run(tmp_path, None, None, **paths)) == expected
