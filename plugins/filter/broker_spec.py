@@ -15,28 +15,13 @@ description:
     Provision creates the RabbitMQ vhost and user from it.
   - Keys C(kind), C(host), C(port), C(user), C(password), C(tls), and C(vhost) (RabbitMQ) or
     C(db) (Redis). See opsbook.webstack.broker_url for the defaults and the refusals.
+extends_documentation_fragment:
+  - opsbook.webstack.broker
 options:
   _input:
     description: C(app_broker) (empty or none for the Redis of C(app_redis_*)).
     type: dict
     required: true
-  redis_password:
-    description: C(app_redis_password).
-    type: str
-  redis_host:
-    description: C(app_redis_host).
-    type: str
-  redis_port:
-    description: C(app_redis_port).
-    type: int
-    default: 6379
-  redis_db:
-    description: C(app_redis_db).
-    type: int
-    default: 0
-seealso:
-  - plugin: opsbook.webstack.broker_url
-    plugin_type: filter
 """
 
 EXAMPLES = r"""

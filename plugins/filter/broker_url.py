@@ -28,25 +28,13 @@ description:
   - The user, password and vhost are percent-encoded with no character left as it is (C(/), C(:),
     C(@), C(%), C(#), C(?), space...); kombu decodes them back. An IPv6 host is put in brackets.
   - An incomplete or mistyped description fails naming C(app_broker) and the key.
+extends_documentation_fragment:
+  - opsbook.webstack.broker
 options:
   _input:
     description: C(app_broker) (a dictionary; empty or none for the Redis of C(app_redis_*)).
     type: dict
     required: true
-  redis_password:
-    description: C(app_redis_password), the fallback for a Redis broker.
-    type: str
-  redis_host:
-    description: C(app_redis_host).
-    type: str
-  redis_port:
-    description: C(app_redis_port).
-    type: int
-    default: 6379
-  redis_db:
-    description: C(app_redis_db).
-    type: int
-    default: 0
 """
 
 EXAMPLES = r"""
