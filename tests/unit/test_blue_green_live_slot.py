@@ -88,7 +88,7 @@ def slots_after_a_switch_to_green(tmp_path: Path) -> None:
     (tmp_path / "upstream.conf").write_text(upstream)
 
 
-def plan(tmp_path: Path) -> subprocess.CompletedProcess:
+def plan(tmp_path: Path, **more) -> subprocess.CompletedProcess:
     (tmp_path / "plan.yml").write_text(PLAYBOOK)
     env = {
         **os.environ,
@@ -101,6 +101,7 @@ def plan(tmp_path: Path) -> subprocess.CompletedProcess:
         "opsbook_lb_slot_file": str(tmp_path / "active-slot"),
         "opsbook_lb_nginx_upstream": str(tmp_path / "upstream.conf"),
         "blue_green_fact_path": str(tmp_path / "opsbook_blue_green.fact"),
+        **more,
     }
     return subprocess.run(
         [Path(sys.executable).parent / "ansible-playbook", "-i", inventory(tmp_path), tmp_path / "plan.yml",
@@ -142,3 +143,16 @@ def test_the_state_file_saying_blue_while_the_load_balancer_serves_green_is_refu
     assert "The live slot is unclear, so nothing was changed" in message, message[-3000:]
     assert f"{tmp_path / 'active-slot'} on lb1 says blue" in message
     assert f"{tmp_path / 'upstream.conf'} (nginx) on lb1 sends traffic to green" in message
+
+
+def test_the_older_name_of_the_upstream_file_still_works_and_wins(tmp_path):
+    """Issue 22 item 4: an inventory with blue_green_nginx_upstream (the older name) keeps working, and wins
+    over opsbook_lb_nginx_upstream (here a file that does not exist, which alone would leave nothing to decide)."""
+    slots_after_a_switch_to_green(tmp_path)
+    (tmp_path / "upstream.conf").rename(tmp_path / "old-name.conf")
+    result = plan(tmp_path, blue_green_nginx_upstream=str(tmp_path / "old-name.conf"))
+    assert choice(result) == ("green", "blue")
+    # the new name alone, naming the missing file: the slot cannot be read, and the message names that file
+    result = plan(tmp_path)
+    assert result.returncode == 2 and "CHOICE" not in result.stdout, result.stdout[-4000:]
+    assert f"{tmp_path / 'upstream.conf'}" in " ".join(result.stdout.split())
