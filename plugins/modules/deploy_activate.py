@@ -135,7 +135,7 @@ options:
     description:
       - Where the served release is read (C(app_version_source)) - C(json:<dotted path>), C(header:<Name>),
         or C(none) (the app reports no version - the step then checks health only, and says so in
-        RV(health.version_statement)).
+        C(version_statement) of RV(health)).
     type: str
     default: json:version
     version_added: 0.3.0

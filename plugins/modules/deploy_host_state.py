@@ -69,6 +69,7 @@ attributes:
     description: The module only reads; it does the same in check mode.
   diff_mode:
     support: none
+    description: Nothing is written; there is no diff.
 seealso:
   - module: opsbook.webstack.deploy_activate
   - module: opsbook.webstack.deploy_record

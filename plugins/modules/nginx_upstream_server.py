@@ -54,6 +54,7 @@ attributes:
     description: Says whether the line would change (with the diff); writes, checks and reloads nothing.
   diff_mode:
     support: full
+    description: The upstream file before and after the change.
 seealso:
   - module: community.general.haproxy
     description: The same for HAProxy, through its admin socket.
