@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 LEVELS = ("ok", "unknown", "warning", "critical")
 
@@ -164,7 +165,10 @@ def measure(rows, host, check, metric, value_key, unit, subject_key, detail_key=
 #   components  opsbook's shape (default true): when the body is a JSON object with a
 #               `components` mapping, every value of it must be "ok". An answer without one
 #               passes this part, so a plain "200 OK" endpoint is healthy by default.
-# app_version_source: json:<dotted path> (default json:version) | header:<Name> | none.
+# app_version_source: json:<dotted path> (default json:version) | header:<Name> | file:<path> | none.
+#   file: a file in the release the host's web process runs from (its working directory; every
+#   release has opsbook's RELEASE), read by the host's own gate (deploy_activate with a web unit);
+#   gates that only see HTTP (through the load balancer, restore, health.yml) then check health only.
 #   none: the app reports no version; the gates then check health only, and say so.
 
 EXPECT_FIELDS = ("status", "json_path", "json_value", "components")
@@ -224,8 +228,11 @@ def version_source(source, variable: str = "app_version_source") -> tuple[str, s
             return ("json", name)
         if kind == "header" and name and all(c.isalnum() or c in "-_" for c in name):
             return ("header", name)
+        if kind == "file" and name and not name.startswith("/") and ".." not in name.split("/"):
+            return ("file", name)
     raise HealthError(
-        f"{variable}: expected json:<dotted path> (the default, json:version), header:<Name> or none, got {source!r}"
+        f"{variable}: expected json:<dotted path> (the default, json:version), header:<Name>, file:<path in the"
+        f" release> or none, got {source!r}"
     )
 
 
@@ -257,14 +264,15 @@ def _same(found, expected) -> bool:
     return isinstance(expected, str) and not isinstance(found, (dict, list)) and str(found) == expected
 
 
-def judge(status, body, headers=None, expect=None, source=None, versions=None) -> dict:
+def judge(status, body, headers=None, expect=None, source=None, versions=None, served=_MISSING) -> dict:
     """One answer of a health endpoint judged by the rule.
 
     status: the HTTP status (None: no answer); body: bytes, text or already parsed JSON;
     headers: a mapping. versions: the releases that may be served (empty or None: the version is
-    not checked). Returns ok (healthy and, when checked, the right version), healthy, status,
-    version (what the source gave, or None), version_checked, components (opsbook's shape, {}
-    otherwise), problems (why not ok) and what (one line for messages).
+    not checked). served: with a file: source, what the file held (None: not there); not given, a
+    file: source is not checked (an HTTP-only gate). Returns ok (healthy and, when checked, the
+    right version), healthy, status, version (what the source gave, or None), version_checked,
+    components (opsbook's shape, {} otherwise), problems (why not ok) and what (one line for messages).
     """
     rule = health_expect(expect)
     kind, name = version_source(source)
@@ -301,13 +309,16 @@ def judge(status, body, headers=None, expect=None, source=None, versions=None) -
     elif kind == "header":
         found = _header(headers, name)
         version = None if found is None else str(found)
+    elif kind == "file" and served is not _MISSING:
+        version = served
     wanted = [v for v in (versions or []) if v]
-    checked = kind != "none" and bool(wanted)
+    readable = kind in ("json", "header") or (kind == "file" and served is not _MISSING)
+    checked = readable and bool(wanted)
     if checked and version not in wanted:
-        where = f"JSON {name}" if kind == "json" else f"header {name}"
+        where = {"json": f"JSON {name}", "header": f"header {name}", "file": f"file {name} of the served release"}[kind]
         problems.append(f"{where} is {version or 'missing'}, expected {' or '.join(wanted)}")
     what = f"HTTP {status if status is not None else 'none'}"
-    if kind != "none":
+    if kind != "none" and (kind != "file" or served is not _MISSING):
         what += f", version {version or 'unknown'}"
     what += "; " + ("; ".join(problems) if problems else "healthy")
     return {
@@ -330,5 +341,43 @@ def version_statement(source) -> str:
             "app_version_source is none: the app reports no version, so the gates check health only"
             " (not which release is served)"
         )
+    if kind == "file":
+        return (
+            f"the served release is read on each app host from {name} in the release its web process runs;"
+            " gates through HTTP alone (the load balancer, restore, health.yml) check health only"
+        )
     where = f"the JSON field {name}" if kind == "json" else f"the response header {name}"
     return f"the served release is read from {where} of the health answer"
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on this TCP port (any address), from /proc/net/tcp and tcp6."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as rows:
+                next(rows, None)
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except OSError:
+            continue
+    return inodes
+
+
+def served_release_file(port: int, path: str):
+    """What `path` holds in the directory the processes serving `port` run from (the web process's
+    working directory, which resolves `current` to the release it loaded); None when none has it.
+    PID 1 (systemd holding an activated socket) is left out."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    for pid in sorted((p for p in os.listdir("/proc") if p.isdigit() and p != "1"), key=int):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in wanted for fd in fds):
+                continue
+            with open(os.path.join(f"/proc/{pid}/cwd", path), encoding="utf-8") as found:
+                return found.read().strip()
+        except OSError:
+            continue
+    return None

@@ -134,7 +134,9 @@ options:
   health_version_source:
     description:
       - Where the served release is read (C(app_version_source)) - C(json:<dotted path>), C(header:<Name>),
-        or C(none) (the app reports no version - the step then checks health only, and says so in
+        C(file:<path>) (read from that file in the directory the process serving O(health_url)'s port runs
+        from, on an app host's own gate - one with O(web_unit); a gate without it checks health only), or
+        C(none) (the app reports no version - the step then checks health only, and says so in
         C(version_statement) of RV(health)).
     type: str
     default: json:version
@@ -210,6 +212,7 @@ seconds:
 
 import time
 import urllib.error
+import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
@@ -225,6 +228,7 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.health import (
     HealthError,
     health_expect,
     judge,
+    served_release_file,
     version_source,
     version_statement,
 )
@@ -243,8 +247,9 @@ def unit_states(units: list[str]) -> dict[str, str]:
     return {unit: out[i] if i < len(out) else "unknown" for i, unit in enumerate(units)}
 
 
-def ask(url: str, versions: list[str], expect: dict | None = None, source: str | None = None) -> dict:
-    """One answer, judged by the collection's one rule (module_utils/health.py)."""
+def ask(url: str, versions: list[str], expect: dict | None = None, source: str | None = None, on_host=False) -> dict:
+    """One answer, judged by the collection's one rule (module_utils/health.py). on_host: this is the
+    app host's own gate, so a file: version source is read from the release its web process runs."""
     try:
         # ansible's open_url (proxies from the environment, certificates checked); no .netrc credentials.
         with open_url(url, timeout=10, use_netrc=False) as answer:
@@ -253,6 +258,10 @@ def ask(url: str, versions: list[str], expect: dict | None = None, source: str |
         status, body, headers = exc.code, exc.read(), dict(exc.headers.items()) if exc.headers else {}
     except (OSError, UrlConnectionError) as exc:
         return {"status": None, "version": None, "components": {}, "ok": False, "what": f"no answer ({exc})"}
+    kind, path = version_source(source)
+    if kind == "file" and on_host:
+        served = served_release_file(urllib.parse.urlsplit(url).port or 80, path)
+        return judge(status, body, headers, expect, source, versions, served=served)
     return judge(status, body, headers, expect, source, versions)
 
 
@@ -265,6 +274,7 @@ def gate(
     also: tuple = (),
     expect: dict | None = None,
     source: str | None = None,
+    on_host: bool = False,
 ) -> dict:
     """Ask until every unit is active and `count` answers in a row are the release (or one of `also`), healthy."""
     versions = [release, *also]
@@ -277,7 +287,7 @@ def gate(
         states = unit_states(units)
         answers = []
         for _answer in range(count if url else 0):
-            answers.append(ask(url, versions, expect, source))
+            answers.append(ask(url, versions, expect, source, on_host))
             if not healthy(answers[-1]):
                 break
         last = answers[-1] if answers else {"status": None, "version": None, "components": {}}
@@ -386,6 +396,7 @@ def main() -> None:
                     tuple(params["health_also"]),
                     params["health_expect"],
                     params["health_version_source"],
+                    bool(params["web_unit"]),
                 )
                 if not result["health"]["ok"]:
                     raise StepFailed("health", describe_gate(result["health"], url, release, params["health_timeout"]))

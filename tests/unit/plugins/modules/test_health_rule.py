@@ -131,6 +131,26 @@ def test_plain_200_with_no_version_source_checks_health_only_and_says_so(served)
     assert result.failed and "HTTP 404, expected 200" in result.msg
 
 
+def test_a_file_source_is_read_from_the_release_the_web_process_runs(served):
+    # The host's own gate (with its web unit): the file in the working directory of the process
+    # listening on the health URL's port (Gunicorn's: the app directory here, the release in a deploy).
+    base, work = served
+    on_host = {"health_version_source": "file:VERSION", "web_unit": "healthapp.service"}
+    result = gate(f"{base}/plain", "r1", **on_host)
+    assert not result.failed, result.data
+    assert result["health"]["version"] == "r1"
+    (work / "VERSION").write_text("r0\n")
+    result = gate(f"{base}/plain", "r1", **on_host)
+    assert result.failed and "file VERSION of the served release is r0, expected r1" in result.msg
+    # A gate that sees only HTTP (through a load balancer: no web unit) checks health only, and says so.
+    result = gate(f"{base}/plain", "r1", health_version_source="file:VERSION")
+    assert not result.failed, result.data
+    assert (
+        "gates through HTTP alone (the load balancer, restore, health.yml) check health only"
+        in (result["health"]["version_statement"])
+    )
+
+
 @pytest.mark.parametrize(
     ("expect", "source", "named"),
     [
@@ -139,6 +159,7 @@ def test_plain_200_with_no_version_source_checks_health_only_and_says_so(served)
         ({"components": "yes"}, "json:version", "health_expect.components"),
         ({"code": 200}, "json:version", "health_expect: unknown field(s) code"),
         ({}, "body:version", "health_version_source"),
+        ({}, "file:../etc/passwd", "health_version_source"),
     ],
 )
 def test_gate_refuses_a_malformed_rule_naming_the_field(served, expect, source, named):
