@@ -18,7 +18,7 @@ def demo_output():
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"}
     with log.open("w") as out:
         result = subprocess.run(
-            [ROOT / "scripts" / "demo.sh"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=1500
+            [ROOT / "scripts" / "demo.sh"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=2700
         )
     yield result.returncode, ANSI.sub("", log.read_text())
     if not was_running:
