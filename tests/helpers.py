@@ -690,14 +690,21 @@ def build_webapp_repo(dest: Path) -> WebappRepo:
 
 
 def playbook_on_localhost(
-    tmp_path: Path, playbook: str, extra_vars: Mapping[str, Any], callback: str = "default"
+    tmp_path: Path,
+    playbook: str,
+    extra_vars: Mapping[str, Any],
+    callback: str = "default",
+    inventory: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """ansible-playbook (this venv's) running `playbook` (its text) on localhost with extra_vars (as a
-    file: any JSON value), from the project directory so its ansible.cfg finds the collection."""
+    """ansible-playbook (this venv's) running `playbook` (its text) on localhost (or on `inventory`)
+    with extra_vars (as a file: any JSON value), from the project directory so its ansible.cfg finds
+    the collection."""
     (tmp_path / "play.yml").write_text(playbook)
     (tmp_path / "extra.json").write_text(json.dumps(dict(extra_vars)))
-    argv = [Path(sys.executable).parent / "ansible-playbook", "-i", "localhost,", "-c", "local"]
-    argv += ["-e", f"@{tmp_path / 'extra.json'}", "-e", f"ansible_python_interpreter={sys.executable}"]
+    where = ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
+    argv = [Path(sys.executable).parent / "ansible-playbook", *where]
+    argv += ["-e", f"@{tmp_path / 'extra.json'}"]
+    argv += [] if inventory else ["-e", f"ansible_python_interpreter={sys.executable}"]
     return subprocess.run(
         [*argv, tmp_path / "play.yml"],
         capture_output=True,
