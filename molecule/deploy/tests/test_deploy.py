@@ -246,12 +246,26 @@ def test_converge_deployed_v1_behind_both_load_balancers():
     assert not lock_held()
 
 
+def test_converge_linked_the_configuration_file_into_the_release_without_printing_it():
+    """app_config_files (group_vars/all/appdesc.yml): shared/config/opsbook-appdesc.ini, 0640, the app
+    user's, holding the vault's secret key, and the live release's link to it on both app hosts."""
+    for name in APP_HOSTS:
+        shared = HOSTS[name].file("/srv/journal/shared/config/opsbook-appdesc.ini")
+        assert (shared.mode, shared.user, shared.group) == (0o640, "journal", "journal"), name
+        assert "secret_key = " in shared.content_string and "database_host = md-db1" in shared.content_string
+        link = HOSTS[name].file(f"/srv/journal/releases/{host_release(name)}/opsbook-appdesc.ini")
+        assert link.is_symlink and link.linked_to == "/srv/journal/shared/config/opsbook-appdesc.ini", name
+        python = HOSTS[name].file(f"/srv/journal/releases/{host_release(name)}/venv/bin/python")
+        assert python.linked_to.startswith("/usr/bin/python3.11"), name
+
+
 def test_check_mode_reports_the_release_and_changes_nothing():
     before = {h: releases(h) for h in APP_HOSTS}
     live = {h: host_release(h) for h in APP_HOSTS}
     result, recap = deploy("v2", "--check")
     assert result.returncode == 0, result.stdout[-4000:]
     assert "would install release" in result.stdout
+    assert "lab-django-secret-key" not in result.stdout  # the configuration file's secret, never printed
     assert recap["md-app1"] > 0 and recap["md-app2"] > 0
     assert {h: releases(h) for h in APP_HOSTS} == before
     assert {h: host_release(h) for h in APP_HOSTS} == live
