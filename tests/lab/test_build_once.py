@@ -66,9 +66,10 @@ UNPACK_TASK = "DEPLOY | Unpack the release built on the build host"
 def task_hosts(log: str, task: str) -> dict[str, set[str]]:
     """Per status (changed, ok, skipping), the hosts of one task in a deploy's output."""
     blocks = [b for b in log.split("\nTASK [")[1:] if b.split("]", 1)[0].endswith(task)]
-    assert len(blocks) == 1, (task, len(blocks))
+    assert len(blocks) <= 1, (task, len(blocks))
     hosts: dict[str, set[str]] = {}
-    for line in blocks[0].splitlines():
+    # No such task: the deploy installed nothing (its install block did not run).
+    for line in (blocks[0] if blocks else "").splitlines():
         status, _, rest = line.partition(": [")
         if status in ("changed", "ok", "skipping") and "]" in rest:
             hosts.setdefault(status, set()).add(rest.split("]", 1)[0])
