@@ -11,7 +11,7 @@ python="${OPSBOOK_PYTHON:-python3}"
 "${python}" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
   || die "${python} is $(${python} --version 2>&1); opsbook's pins (ansible-core 2.19) are for Python 3.11 (set OPSBOOK_PYTHON)"
 
-apt_ensure git curl make debootstrap docker.io postgresql-15 postgresql-client-15 redis-server rabbitmq-server openssh-server age
+apt_ensure git curl make debootstrap docker.io postgresql-15 postgresql-client-15 redis-server rabbitmq-server openssh-server age nginx-light
 
 stamp="${OPSBOOK_VENV}/.opsbook-requirements.sha256"
 want="$(sha256sum "${OPSBOOK_ROOT}/requirements/controller.txt" | cut -d' ' -f1)"
