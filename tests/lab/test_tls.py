@@ -237,6 +237,7 @@ def test_haproxy_terminates_tls_with_the_combined_pem(acme):
             ansible_managed="test_tls",
             app_name="journal",
             provision_lb_port=8091,
+            __provision_lb={"port": 8091, "haproxy_socket": "/run/opsbook-tls-test.sock", "haproxy_backend": "app"},
             provision_tls="acme",
             provision_tls_port=8453,
             provision_tls_redirect=True,

@@ -306,7 +306,11 @@ def test_rq_workers_run_and_register_in_redis(rq_release):
     deadline = time.monotonic() + 60
     while True:
         workers = rq_probe(host, "workers")
-        if {f"{name}@{RQ_HOST}" for name, _ in RQ_UNITS.values()} <= workers.keys() or time.monotonic() > deadline:
+        # Registered and idle: a worker reports "started" for a moment before its first "idle".
+        names = {f"{name}@{RQ_HOST}" for name, _ in RQ_UNITS.values()}
+        if names <= workers.keys() and all(workers[n]["state"] == "idle" for n in names):
+            break
+        if time.monotonic() > deadline:
             break
         time.sleep(1)
     for unit, (name, queues) in RQ_UNITS.items():
