@@ -23,7 +23,7 @@ SHARED_STATIC = "/srv/journal/shared/static-test"
 
 
 def collectstatic_runs(output: str) -> list[tuple[str, list[str]]]:
-    """(play, hosts it ran on) for every `manage.py collectstatic` task of a deploy's output, in order."""
+    """(play, hosts it ran on, sorted: forks finish in any order) for every `manage.py collectstatic` task, in order."""
     play, runs, current = "", [], None
     for line in output.splitlines():
         if line.startswith("PLAY ["):
@@ -34,7 +34,7 @@ def collectstatic_runs(output: str) -> list[tuple[str, list[str]]]:
                 runs.append(current)
         elif current and (m := re.match(r"^(?:changed|ok): \[([^\]]+)\]", line)):
             current[1].append(m.group(1))
-    return runs
+    return [(name, sorted(hosts)) for name, hosts in runs]
 
 
 def static_tree(host: str, directory: str) -> str:
