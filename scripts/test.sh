@@ -26,8 +26,9 @@ scripts/lab-artifacts.sh
 mkdir -p tests/output
 rc=0
 # Two workers: the lab tests (one group, in order) on one, the Molecule scenarios (another
-# group) on the other, unit and lint tests wherever there is room (tests/conftest.py).
-python -m pytest -n "${OPSBOOK_TEST_WORKERS:-2}" --dist loadgroup "$@" || rc=$?
+# group) on the other, unit and lint tests a file at a time wherever there is room; the groups
+# keep the order tests/conftest.py gives them (--no-loadscope-reorder).
+python -m pytest -n "${OPSBOOK_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@" || rc=$?
 if [ "${rc}" -eq 5 ]; then
   die "pytest collected no test: refusing to call that a pass"
 fi

@@ -81,14 +81,18 @@ def webapp_repo(tmp_path_factory: pytest.TempPathFactory) -> helpers.WebappRepo:
         _fail(exc)
 
 
-# The suite runs on two pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup). The lab
-# tests share one lab and walk it in order, and the Molecule scenarios are long; each set is one
-# group, so it stays on one worker in collection order while the other worker runs the other
-# set. Both groups go first so the two long sets start at once; the unit and lint tests fill in
-# around them. Without xdist the marks change nothing.
+# The suite runs on two pytest-xdist workers (scripts/test.sh: -n 2 --dist loadgroup
+# --no-loadscope-reorder). The lab tests share one lab and walk it in order, and the Molecule
+# scenarios are long; each set is one group, so it stays on one worker in collection order while
+# the other worker runs the other set. Both groups go first so the two long sets start at once
+# (without --no-loadscope-reorder xdist would sort the groups by their number of tests and start
+# a unit file with more tests than the Molecule set first). Every other test file is a group of
+# its own: its module-scoped fixtures (test_validate's 35 playbook runs, a RabbitMQ node, a
+# systemd container, a built collection artifact) run once, on one worker, not once per worker
+# that got one of its tests. Without xdist the marks change nothing.
 # test_sample_app.py walks one database through v1, v2 and back in file order (one module
-# fixture), so it is a group too: split across workers, a test saw another's seed.
-_GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"), ("tests/unit/test_sample_app.py", "sample_app"))
+# fixture), which the group per file keeps too.
+_GROUPS = (("tests/lab/", "lab"), ("tests/molecule/", "molecule"))
 # Scenarios that run in the lab's group instead (after the lab tests, on the lab's worker), so
 # both workers take about as long. maintenance moved back to the Molecule side on 2026-12-06,
 # when issue 23's lab tests (TLS, encrypted copies, PITR, migration reversal) and the
@@ -108,6 +112,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if group == "molecule" and callspec and callspec.params.get("scenario") in _LAB_SIDE_SCENARIOS:
             group = "lab"
         if group is None:
+            if not any(mark.name == "xdist_group" for mark in item.iter_markers()):
+                item.add_marker(pytest.mark.xdist_group(path))
             rest.append(item)
             continue
         item.add_marker(pytest.mark.xdist_group(group))
