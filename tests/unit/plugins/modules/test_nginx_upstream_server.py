@@ -218,3 +218,55 @@ def test_blue_green_confirm_refuses_what_it_cannot_ask():
         assert out.failed and "plain http://" in out.msg, out.msg
     out = run_module("blue_green_confirm", {"url": "http://127.0.0.1/", "count": 0, "releases": ["r2"]})
     assert out.failed and "count must be at least 1" in out.msg
+
+
+def test_blue_green_confirm_judges_by_the_apps_own_health_rule():
+    """An app of another shape (issue 22 item 4): healthy means {"state": "pass"} and the release is in
+    the X-Release header. The confirmation uses the same rule as the gates: an answer with the right
+    release but "state": "fail" is not healthy, a healthy answer naming another release is wrong,
+    and a malformed rule is refused naming the option."""
+    answers = {"state": "pass", "release": "r2"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            data = json.dumps({"state": answers["state"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Release", answers["release"])
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        args = {
+            "url": f"http://127.0.0.1:{server.server_address[1]}/up",
+            "count": 2,
+            "timeout": 1,
+            "releases": ["r2"],
+            "health_expect": {"json_path": "state", "json_value": "pass"},
+            "version_source": "header:X-Release",
+        }
+        right = run_module("blue_green_confirm", args)
+        assert right["wrong"] == [] and [a["version"] for a in right["answers"]] == ["r2", "r2"], right
+        assert all(a["ok"] for a in right["answers"])
+        answers["state"] = "fail"
+        sick = run_module("blue_green_confirm", args)
+        assert sick["wrong"] == [200, 200], sick
+        assert "JSON state is 'fail', expected 'pass'" in sick["answers"][0]["what"]
+        answers.update(state="pass", release="r1")
+        other = run_module("blue_green_confirm", args)
+        assert other["wrong"] == ["r1", "r1"], other
+        # Without a version source only health is judged: r1 healthy passes.
+        assert run_module("blue_green_confirm", {**args, "version_source": "none"})["wrong"] == []
+        bad = run_module("blue_green_confirm", {**args, "health_expect": {"json_path": "state"}})
+        assert bad.failed and "health_expect.json_value" in bad.msg, bad.msg
+        bad = run_module("blue_green_confirm", {**args, "version_source": "xml:release"})
+        assert bad.failed and bad.msg.startswith("version_source: expected json:"), bad.msg
+    finally:
+        server.shutdown()
+        server.server_close()
