@@ -236,6 +236,18 @@ def version_source(source, variable: str = "app_version_source") -> tuple[str, s
     )
 
 
+def rule_problem(
+    expect, source, expect_variable: str = "app_health_expect", source_variable: str = "app_version_source"
+):
+    """Why app_health_expect or app_version_source (under the names a caller gives them) is malformed, or None."""
+    try:
+        health_expect(expect, expect_variable)
+        version_source(source, source_variable)
+    except HealthError as exc:
+        return str(exc)
+    return None
+
+
 def json_at(data, path: str):
     """The value at a dotted path in parsed JSON, or _MISSING."""
     here = data

@@ -107,12 +107,7 @@ import time
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsbook.webstack.plugins.module_utils.health import (
-    HealthError,
-    health_expect,
-    judge,
-    version_source,
-)
+from ansible_collections.opsbook.webstack.plugins.module_utils.health import judge, rule_problem
 
 
 def ask(host: str, port: int, path: str, expect: dict, source: str, releases) -> dict:
@@ -172,11 +167,9 @@ def main() -> None:
         module.fail_json(msg=f"url must be a plain http:// URL with a host (got {p['url']!r})")
     if p["count"] < 1:
         module.fail_json(msg=f"count must be at least 1 (got {p['count']})")
-    try:
-        health_expect(p["health_expect"], "health_expect")
-        version_source(p["version_source"], "version_source")
-    except HealthError as exc:
-        module.fail_json(msg=str(exc))
+    problem = rule_problem(p["health_expect"], p["version_source"], "health_expect", "version_source")
+    if problem:
+        module.fail_json(msg=problem)
     # A file: source is not read through a load balancer: judge() checks health only then.
     result = confirm(p["url"], p["count"], p["timeout"], set(p["releases"]), p["health_expect"], p["version_source"])
     module.exit_json(changed=False, **result)

@@ -225,9 +225,8 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.activation import
 )
 from ansible_collections.opsbook.webstack.plugins.module_utils.celery_common import protect
 from ansible_collections.opsbook.webstack.plugins.module_utils.health import (
-    HealthError,
-    health_expect,
     judge,
+    rule_problem,
     served_release_file,
     version_source,
     version_statement,
@@ -364,11 +363,11 @@ def main() -> None:
             missing.append("health_release")
         if params["health_count"] < 1:
             module.fail_json(msg=f"health_count must be at least 1 (got {params['health_count']}); nothing was changed")
-        try:
-            health_expect(params["health_expect"], "health_expect")
-            version_source(params["health_version_source"], "health_version_source")
-        except HealthError as exc:
-            module.fail_json(msg=f"{exc}; nothing was changed")
+        problem = rule_problem(
+            params["health_expect"], params["health_version_source"], "health_expect", "health_version_source"
+        )
+        if problem:
+            module.fail_json(msg=f"{problem}; nothing was changed")
     if missing:
         module.fail_json(msg=f"steps {', '.join(steps)} need {', '.join(missing)}; nothing was changed")
     secrets = protect(module, params["broker_url"] or "")
