@@ -35,8 +35,8 @@ PLAYBOOK = """
     - name: Choose the slot
       ansible.builtin.include_role:
         name: opsbook.webstack.blue_green
+        tasks_from: plan
       vars:
-        blue_green_step: plan
         blue_green_plan: deploy
 
     - name: Show the choice
