@@ -2,8 +2,8 @@
 # The raw baselines for bench/deploy/run.py: playbooks/deploy.yml's deploy as a plain shell
 # script over `docker exec`.
 #   bench/deploy/baseline.sh [--same-steps] <lab> <ref> <git dir>
-# Bare (default): install on both app hosts in parallel (as Ansible's forks do), migrate once
-# on app1, collectstatic per host, then per host: switch, restart beat/worker/web, wait for
+# Bare (default): build the release once on app1 with its static files and copy it to app2 (as
+# deploy_build: once), migrate once on app1, then per host: switch, restart beat/worker/web, wait for
 # /health/; none of deploy.yml's safety (no preflight, lock, load balancer handling, drain,
 # health gate through lb1, rollback or records).
 # --same-steps: the steps deploy.yml takes on success, each as one plain command: a lock
@@ -80,27 +80,37 @@ if [ "${same}" = 1 ]; then
   awk '/^\[ \]/ {n++} END {print n + 0 " pending migration(s)"}' <<<"${plan}"
 fi
 
-install() {
-  local host=$1 wheels
+# Built once, as deploy.yml does since issue 24 (deploy_build: once): the release and its
+# virtualenv on app1 (the build host, which holds the wheelhouse), then the finished release
+# copied to app2 at the same path (tar over the controller, as deploy.yml packs, fetches and
+# unpacks it).
+build() {
+  local wheels
+  docker exec --user journal "${lab}-app1" mkdir -p "${root}/releases/${release}"
+  docker cp -q "${archive}" "${lab}-app1:/tmp/release.tar.gz"
+  docker exec --user journal "${lab}-app1" tar -xzf /tmp/release.tar.gz -C "${root}/releases/${release}"
+  as_app app1 bash -c "echo ${rev} > REVISION; echo ${release} > RELEASE"
+  wheels="$(docker exec "${lab}-app1" bash -c "dirname \$(ls -d ${root}/shared/wheelhouse/*/.complete | head -n 1)")"
+  as_app app1 python3 -m venv venv
+  as_app app1 venv/bin/pip install -q --no-cache-dir --no-index --find-links "${wheels}" -r requirements.txt
+  # collectstatic once, into the release (STATIC_ROOT is inside it), so the files ship with it.
+  manage app1 "${root}/releases/${release}" collectstatic --noinput >/dev/null
+}
+ship() {
+  local host=$1
   docker exec --user journal "${lab}-${host}" mkdir -p "${root}/releases/${release}"
-  docker cp -q "${archive}" "${lab}-${host}:/tmp/release.tar.gz"
-  docker exec --user journal "${lab}-${host}" tar -xzf /tmp/release.tar.gz -C "${root}/releases/${release}"
-  as_app "${host}" bash -c "echo ${rev} > REVISION; echo ${release} > RELEASE"
-  wheels="$(docker exec "${lab}-${host}" bash -c "dirname \$(ls -d ${root}/shared/wheelhouse/*/.complete | head -n 1)")"
-  as_app "${host}" python3 -m venv venv
-  as_app "${host}" venv/bin/pip install -q --no-cache-dir --no-index --find-links "${wheels}" -r requirements.txt
+  docker exec --user journal "${lab}-app1" tar -czf - -C "${root}/releases/${release}" . \
+    | docker exec -i --user journal "${lab}-${host}" tar -xzf - -C "${root}/releases/${release}"
 }
 
-install app1 & a=$!
-install app2 & b=$!
-wait "${a}"; wait "${b}"
+build
+ship app2
 if [ "${same}" = 1 ]; then
   for host in app1 app2; do
     docker exec "${lab}-${host}" sh -c "cp -p ${root}/shared/env ${root}/shared/env.new && mv ${root}/shared/env.new ${root}/shared/env"
   done
 fi
 manage app1 "${root}/releases/${release}" migrate --noinput >/dev/null
-for host in app1 app2; do manage "${host}" "${root}/releases/${release}" collectstatic --noinput >/dev/null; done
 for host in app1 app2; do
   if [ "${same}" = 1 ]; then nginx_mark "${host}" down; sleep 2; fi
   docker exec "${lab}-${host}" bash -c "ln -sfnT releases/${release} ${root}/current.new && mv -fT ${root}/current.new ${root}/current"

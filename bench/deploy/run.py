@@ -4,8 +4,9 @@
 
 Needs the lab up and deployed (scripts/demo.sh). In one run, on the lab:
 
-- raw: bench/deploy/baseline.sh deploys the first ref over `docker exec` (install on both app
-  hosts in parallel, migrate once, collectstatic, switch, plain restarts, wait for /health/);
+- raw: bench/deploy/baseline.sh deploys the first ref over `docker exec` (built once on app1
+  with collectstatic and copied to app2, as deploy_build: once; migrate once, switch, plain
+  restarts, wait for /health/);
 - ours: playbooks/deploy.yml deploys the second ref (preflight, lock, install, migrate,
   collectstatic, rolling switch out of the load balancer, drained workers, health gates,
   records);
