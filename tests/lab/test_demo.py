@@ -13,6 +13,9 @@ import urllib.request
 import pytest
 from lab_helpers import PORT, ansible_playbook, lab_exec
 
+# The deploy lock's heartbeat task, run (not skipped) on the lock host.
+HEARTBEAT_SENT = re.compile(r"TASK \[[^\]\n]*Heartbeat of the deploy lock on app1\][^\n]*\n(?:[^\n]*\n)?ok: \[")
+
 
 @pytest.mark.lab
 def test_demo_serves_the_app_healthy_through_lb1(demo_output):
@@ -86,6 +89,9 @@ def test_deploy_rerun_changes_nothing(demo_output):
     assert result.returncode == 0, result.stdout[-4000:]
     assert set(recap) == {"lb1", "app1", "app2", "db1"}
     assert all(changed == 0 for changed in recap.values()), recap
+    # Nothing to deploy takes no lock, so no phase sends a heartbeat or warns that it is gone.
+    assert not HEARTBEAT_SENT.search(result.stdout), result.stdout[-4000:]
+    assert "no longer held" not in result.stdout
 
 
 @pytest.mark.lab
@@ -170,10 +176,14 @@ def test_a_host_behind_the_others_gets_the_ref_and_the_gate_accepts_the_others_r
     revision = lab_exec("app2", "cat", revision_file).stdout
     lab_exec("app2", "sh", "-c", f"echo 000000000000 > {revision_file}")
     try:
-        result, recap = deploy("-e", f"deploy_ref={ref}")
+        # A 10 s stale limit: the heartbeat goes out once a second has passed since the last one
+        # (a tenth of it), so this deploy's later phases send it, and it still holds the lock.
+        result, recap = deploy("-e", f"deploy_ref={ref}", "-e", "deploy_lock_stale_after=10")
     finally:
         lab_exec("app2", "sh", "-c", f"printf %s '{revision.strip()}' > {revision_file}")
     assert result.returncode == 0, result.stdout[-4000:]
+    assert HEARTBEAT_SENT.search(result.stdout), result.stdout[-4000:]
+    assert "no longer held" not in result.stdout
     assert lab_exec("app1", "readlink", "/srv/journal/current").stdout.strip() == f"releases/{before}"
     now = lab_exec("app2", "readlink", "/srv/journal/current").stdout.strip()
     assert now.startswith("releases/") and now.endswith(f"-{ref}") and now != f"releases/{before}", now
