@@ -85,7 +85,7 @@ CONFIRMATIONS = {
     "celery_purge_confirm": {
         "gate": "celery_action",
         "harmless": None,
-        "code": ("roles/celery/tasks/main.yml", "celery_purge_confirm | string == __celery_purge_target"),
+        "code": ("roles/celery/tasks/purge_failed.yml", "celery_purge_confirm | string == __celery_purge_target"),
     },
 }
 
