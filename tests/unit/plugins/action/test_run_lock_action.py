@@ -4,6 +4,7 @@ naming the dead pid, and a holder process that is alive is never taken over."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,6 +72,17 @@ def start(play: Path) -> subprocess.Popen:
     )
 
 
+def kill_controller(pid: int) -> None:
+    """SIGKILL ansible-playbook as a dying controller goes: with its forked workers, each the
+    leader of a session of its own (killpg of the playbook's group misses them), and what they run."""
+    groups = {pid}
+    with contextlib.suppress(OSError):
+        groups |= {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
 def note(tmp: Path) -> dict:
     return json.loads((tmp / "app-deploy.lock" / "holder.json").read_text())
 
@@ -102,8 +114,15 @@ def test_a_rerun_after_sigkill_takes_over_and_a_live_holder_is_kept(tmp_path):
         assert "Another run holds the lock" in out and f"pid {first.pid}" in out and "is alive" in out, out
         assert note(tmp_path)["token"] == "run-killed"
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the controller dies: no rescue, no release
+        worker = Path(f"/proc/{first.pid}/task/{first.pid}/children").read_text().split()
+        assert worker  # the worker running the task `Hold it`
+        kill_controller(first.pid)  # the controller dies: no rescue, no release
         first.wait()
+    # Nothing of it lives on: the worker that ran `sleep 600` (a session leader) went too.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in worker if Path(f"/proc/{pid}").exists()], worker
 
     os.utime(tmp_path / "app-deploy.lock" / "holder.json")  # a heartbeat just before it died
     rerun = start(playbook(tmp_path, "rerun", "run-3"))
