@@ -176,8 +176,9 @@ def test_a_host_behind_the_others_gets_the_ref_and_the_gate_accepts_the_others_r
     revision = lab_exec("app2", "cat", revision_file).stdout
     lab_exec("app2", "sh", "-c", f"echo 000000000000 > {revision_file}")
     try:
-        # A 10 s stale limit: the heartbeat goes out once a second has passed since the last one
-        # (a tenth of it), so this deploy's later phases send it, and it still holds the lock.
+        # A 10 s stale limit: the heartbeat goes out at every phase once a second (a tenth of it)
+        # has passed since the run began, so this deploy's later phases send it, and it still
+        # holds the lock.
         result, recap = deploy("-e", f"deploy_ref={ref}", "-e", "deploy_lock_stale_after=10")
     finally:
         lab_exec("app2", "sh", "-c", f"printf %s '{revision.strip()}' > {revision_file}")
