@@ -196,7 +196,7 @@ class ActionModule(ActionBase):
 
         # The roles' variables are read only when -e gives a name with one of the prefixes.
         prefixed = [name for name in manager.extra_vars if name.startswith(tuple(args["prefixes"]))]
-        known = declared_variables() | set(args["known_variables"]) if prefixed else set()
+        known = (declared_variables() | set(args["known_variables"])) if prefixed else set()
         unknown = unknown_variables(prefixed, known, args["prefixes"])
         # A result of an earlier job (AWX passes set_stats on) is fine where nothing of this run reads it.
         reported = reported_variables() if unknown else {}

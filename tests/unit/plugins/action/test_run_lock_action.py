@@ -72,15 +72,17 @@ def start(play: Path) -> subprocess.Popen:
     )
 
 
-def kill_controller(pid: int) -> None:
+def kill_controller(pid: int) -> list[int]:
     """SIGKILL ansible-playbook as a dying controller goes: with its forked workers, each the
-    leader of a session of its own (killpg of the playbook's group misses them), and what they run."""
-    groups = {pid}
+    leader of a session of its own (killpg of the playbook's group misses them), and what they
+    run. Returns the workers' pids."""
+    workers = []
     with contextlib.suppress(OSError):
-        groups |= {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    for group in groups:
+        workers = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for group in [pid, *workers]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
+    return workers
 
 
 def note(tmp: Path) -> dict:
@@ -114,15 +116,14 @@ def test_a_rerun_after_sigkill_takes_over_and_a_live_holder_is_kept(tmp_path):
         assert "Another run holds the lock" in out and f"pid {first.pid}" in out and "is alive" in out, out
         assert note(tmp_path)["token"] == "run-killed"
     finally:
-        worker = Path(f"/proc/{first.pid}/task/{first.pid}/children").read_text().split()
-        assert worker  # the worker running the task `Hold it`
-        kill_controller(first.pid)  # the controller dies: no rescue, no release
+        workers = kill_controller(first.pid)  # the controller dies: no rescue, no release
         first.wait()
     # Nothing of it lives on: the worker that ran `sleep 600` (a session leader) went too.
+    assert workers  # the worker running the task `Hold it`
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in worker) and time.monotonic() < deadline:
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in worker if Path(f"/proc/{pid}").exists()], worker
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], workers
 
     os.utime(tmp_path / "app-deploy.lock" / "holder.json")  # a heartbeat just before it died
     rerun = start(playbook(tmp_path, "rerun", "run-3"))
