@@ -343,9 +343,16 @@ def test_a_restarted_rq_worker_finishes_its_running_job_first(rq_release, queue)
     assert host.service(unit).is_running
 
 
+def unit_mtimes(host) -> dict[str, str]:
+    out = host.run("stat -c '%n %.9Y' /etc/systemd/system/journal*.service /etc/systemd/system/journal*.socket")
+    return dict(line.rsplit(" ", 1) for line in out.stdout.splitlines())
+
+
 def test_provision_stops_and_removes_rq_units_no_longer_declared(rq_release):
     """A unit left from a higher count (journal-rq-3) is stopped, disabled and removed; the rest stay.
 
+    Unit files are written only when they differ from their templates: a unit edited by hand
+    is put back, one disabled by hand is enabled again, and no other unit file is rewritten.
     Both runs are limited to the RQ host: the units are its own, and every host's second run
     changing nothing is the scenario's idempotence step.
     """
@@ -353,12 +360,20 @@ def test_provision_stops_and_removes_rq_units_no_longer_declared(rq_release):
     made = host.run(
         "sed 's/rq-2/rq-3/g' /etc/systemd/system/journal-rq-2.service > /etc/systemd/system/journal-rq-3.service"
         " && systemctl daemon-reload && systemctl enable --now journal-rq-3.service"
+        " && echo '# edited by hand' >> /etc/systemd/system/journal-rq-1.service"
+        " && systemctl disable journal-rq-low.service"
     )
     assert made.rc == 0, made.stderr
     assert host.service("journal-rq-3.service").is_running
+    before = unit_mtimes(host)
     changed = playbook(SCENARIO_DIR / "converge.yml", "--limit", RQ_HOST)
     assert set(changed) == {RQ_HOST} and changed[RQ_HOST] > 0, changed
     assert not host.file("/etc/systemd/system/journal-rq-3.service").exists
+    assert "edited by hand" not in host.file("/etc/systemd/system/journal-rq-1.service").content_string
+    assert host.service("journal-rq-low.service").is_enabled
+    after = unit_mtimes(host)
+    rewritten = sorted(path for path, mtime in after.items() if before.get(path) != mtime)
+    assert rewritten == ["/etc/systemd/system/journal-rq-1.service"], (before, after)
     assert host.run("systemctl is-active journal-rq-3.service").stdout.strip() in ("inactive", "unknown")
     assert not host.file("/etc/systemd/system/multi-user.target.wants/journal-rq-3.service").exists
     assert f"rq-3@{RQ_HOST}" not in rq_probe(host, "workers")  # its warm shutdown unregistered it
