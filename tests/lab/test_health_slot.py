@@ -55,3 +55,29 @@ def test_health_judges_the_served_slot_and_reports_a_contradicting_state_file(la
         assert f"says {other}" in finding["detail"] and f"sends traffic to {recorded}" in finding["detail"], finding
     finally:
         lab_exec("lb1", "sh", "-c", f"echo {recorded} > {STATE}")
+
+
+def unit_states(host: str) -> str:
+    units = [f"journal_bg-{slot}{kind}" for slot in ("blue", "green") for kind in (".service", "-worker.service")]
+    return lab_exec(host, "systemctl", "show", "--property=Id,ActiveState,UnitFileState", "--", *units).stdout
+
+
+def test_a_check_mode_switch_judges_the_idle_slot_and_changes_nothing(lab):
+    """blue_green_switch.yml --check reads the idle slot's unit and health as a real switch does
+    (before, both reads were skipped in check mode and every check-mode switch was refused), lists
+    the units it would start and stop, and leaves the load balancer, the state file and the units."""
+    recorded = lab_exec("lb1", "cat", STATE).stdout.strip()
+    other = "green" if recorded == "blue" else "blue"
+    before = {host: unit_states(host) for host in ("app1", "app2")}
+    served = json.loads(lab_exec("lb1", "curl", "-s", "http://127.0.0.1:8081/version/").stdout)["version"]
+    result = subprocess.run(
+        [BIN / "ansible-playbook", "-i", "inventories/lab_bg", "playbooks/blue_green_switch.yml", "--check"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"changed: [app1] => (item=journal_bg-{other}-worker.service)" in result.stdout, result.stdout[-4000:]
+    assert f"changed: [app1] => (item=journal_bg-{recorded}-worker.service)" in result.stdout
+    assert lab_exec("lb1", "cat", STATE).stdout.strip() == recorded
+    assert json.loads(lab_exec("lb1", "curl", "-s", "http://127.0.0.1:8081/version/").stdout)["version"] == served
+    assert {host: unit_states(host) for host in ("app1", "app2")} == before
