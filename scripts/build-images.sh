@@ -2,7 +2,8 @@
 # Build the lab images on a machine of this kind, from nothing:
 #   1. a Docker engine (installed and started when absent),
 #   2. a Debian 12 base image: pulled where a registry answers, else debootstrap + import,
-#   3. the systemd image (images/systemd) with python3, sudo, iproute2, procps and the host CA bundle,
+#   3. the systemd image (images/systemd) with python3, sudo, iproute2, procps, the host CA bundle
+#      and a bytecode cache for Ansible's module payloads (images/systemd/opsbook_payload_cache.py),
 #   4. the stack image (images/stack): that plus every package provision installs, disabled.
 # Each image carries a content hash in a label; when nothing changed the build is skipped.
 # shellcheck source=scripts/lib.sh
@@ -74,6 +75,8 @@ build_image() {
 "$(dirname "$0")/docker-engine.sh" start
 build_base
 [ -r "${ca_bundle}" ] || die "CA bundle ${ca_bundle} not readable (set OPSBOOK_CA_BUNDLE)"
-build_image "${OPSBOOK_SYSTEMD_IMAGE}" systemd "${OPSBOOK_BASE_IMAGE}" "${ca_bundle}:host-ca-bundle.crt"
+build_image "${OPSBOOK_SYSTEMD_IMAGE}" systemd "${OPSBOOK_BASE_IMAGE}" "${ca_bundle}:host-ca-bundle.crt" \
+  "${OPSBOOK_ROOT}/images/systemd/opsbook_payload_cache.py:opsbook_payload_cache.py" \
+  "${OPSBOOK_ROOT}/images/systemd/opsbook_payload_cache.pth:opsbook_payload_cache.pth"
 build_image "${OPSBOOK_STACK_IMAGE}" stack "${OPSBOOK_SYSTEMD_IMAGE}"
 log "images ready: ${OPSBOOK_BASE_IMAGE}, ${OPSBOOK_SYSTEMD_IMAGE}, ${OPSBOOK_STACK_IMAGE}"
