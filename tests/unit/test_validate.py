@@ -395,6 +395,19 @@ CASES = [
         expect=(r"app_slots set: deploy with playbooks/blue_green\.yml",),
     ),
     Case(
+        "blue_green_input_refused",
+        "blue_green.yml with blue_green_confirm_requests=0: the role's input check (once per play) stops the run",
+        playbook="blue_green.yml",
+        args=("-e", SLOTS, "-e", "deploy_ref=v2", "-e", "blue_green_confirm_requests=0"),
+        expect=(
+            r"Bad blue_green input \(nothing was changed\)",
+            r"blue_green_confirm_requests > 0 \(got 0\)",
+            r"lb1 +: ok=\d+ +changed=0 +unreachable=0 +failed=1",
+            # The run stops there: no later task of the play starts on any host.
+            r"fatal: \[lb1\]: FAILED! => \{\"assertion\": \"blue_green_confirm_requests[^\n]*\n\s*\nPLAY RECAP",
+        ),
+    ),
+    Case(
         "restore_refuses_slots",
         "restore.yml for an app with blue-green slots: refused before the backup is read, no host contacted",
         playbook="restore.yml",
