@@ -23,14 +23,16 @@ description:
     C(rq-scheduler); for celery a non-empty C(queues) list and a C(concurrency) above 0; for rq a
     non-empty list of queue names, C(count) from 1 to 64 and no C(concurrency), a dotted
     C(worker_class); no RQ worker with blue-green C(app_slots).
+  - C(app_celery_app) set when an C(app_workers) item is of kind C(celery) or C(celery-beat) (checked only when
+    the input holds the key; an app without Celery workers needs none).
   - C(app_slots) giving the load balancer servers (a malformed one fails naming C(app_slots), as
     P(opsbook.webstack.app_backends#filter) does); one celery-beat at most, one rq-scheduler at
     most, and distinct unit names (an rq item with C(count) N names C(<name>-1) .. C(<name>-N)).
 options:
   _input:
     description:
-      - The app variables - C(app_name), C(app_user), C(app_root), C(app_http_port), C(app_workers)
-        and C(app_slots).
+      - The app variables - C(app_name), C(app_user), C(app_root), C(app_http_port), C(app_workers),
+        C(app_slots), and optionally C(app_celery_app).
     type: dict
     required: true
   removed:
@@ -204,6 +206,13 @@ def app_problems(app, removed=None, groups=None, app_group="app") -> list[str]:
             f"app_workers gives two units the name {app.get('app_name')}-"
             + f".service, {app.get('app_name')}-".join(doubles)
             + ".service: worker names must differ, and an rq item with count N also names <name>-1 .. <name>-N."
+        )
+    celery = [str(item.get("name")) for item in workers if item.get("kind") in ("celery", "celery-beat")]
+    celery_app = app.get("app_celery_app")
+    if "app_celery_app" in app and celery and not (isinstance(celery_app, str) and celery_app.strip()):
+        problems.append(
+            f"app_celery_app must name the Celery application (celery -A <name>): app_workers declares"
+            f" {', '.join(celery)} of kind celery or celery-beat. An app without Celery workers needs none."
         )
     schedulers = [str(item.get("name")) for item in workers if item.get("kind") == "rq-scheduler"]
     if len(schedulers) > 1:

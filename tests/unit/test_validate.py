@@ -253,6 +253,29 @@ CASES = [
         expect=(r"Missing variable\(s\) app_secret_key \(on app1, app2, db1\)",),
     ),
     Case(
+        "celery_app_missing_with_celery_workers",
+        "app_celery_app unset while app_workers has Celery workers: refused naming it",
+        mutations=(edit_vars("app.yml", lambda d: d.pop("app_celery_app")),),
+        expect=(r"app_celery_app must name the Celery application \(celery -A <name>\)",),
+    ),
+    Case(
+        "no_celery_app_without_celery_workers",
+        "an app with RQ workers only and no app_celery_app passes",
+        mutations=(
+            edit_vars("app.yml", lambda d: d.pop("app_celery_app")),
+            edit_vars(
+                "app.yml",
+                lambda d: d.update(
+                    app_workers=[
+                        {"name": "rq", "kind": "rq", "queues": ["default"]},
+                        {"name": "rq-scheduler", "kind": "rq-scheduler"},
+                    ]
+                ),
+            ),
+        ),
+        passes=True,
+    ),
+    Case(
         "worker_kind_cron",
         "an app_workers item of kind cron",
         mutations=(edit_vars("app.yml", lambda d: d["app_workers"].append({"name": "nightly", "kind": "cron"})),),
@@ -839,7 +862,8 @@ def test_every_prefixed_variable_the_playbooks_read_is_known() -> None:
     read: dict[str, str] = {}
     for path in PLAYBOOKS.glob("*.yml"):
         for line in path.read_text().splitlines():
-            if line.lstrip().startswith(("#", "tags:")):
+            # tasks_from names a role's entry point (deploy's rollback_plan), not a variable
+            if line.lstrip().startswith(("#", "tags:", "tasks_from:")):
                 continue
             for name in PREFIXED.findall(line):
                 read.setdefault(name, path.name)

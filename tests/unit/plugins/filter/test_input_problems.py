@@ -243,3 +243,16 @@ def test_recipients_that_are_not_a_list(value):
 
 def test_a_recipient_listed_twice():
     assert age_recipient_problems([KEY, KEY]) == ["backup_encrypt_recipients lists a recipient twice"]
+
+
+def test_celery_workers_need_app_celery_app_and_an_app_without_them_does_not():
+    for value in ("", "  ", None):
+        (problem,) = app([CELERY, BEAT], app_celery_app=value)
+        assert problem.startswith("app_celery_app must name the Celery application"), problem
+        assert "worker, beat of kind celery or celery-beat" in problem
+    assert app([CELERY], app_celery_app="journal") == []
+    rq = {"name": "rq", "kind": "rq", "queues": ["default"]}
+    assert app([rq, {"name": "sched", "kind": "rq-scheduler"}], app_celery_app="") == []
+    assert app([], app_celery_app="") == []
+    # Not given at all: not checked (callers that do not pass it).
+    assert app([CELERY]) == []
