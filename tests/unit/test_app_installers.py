@@ -1,4 +1,4 @@
-"""Issue 25: how `release.sh build` (roles/deploy/files/release.sh, run as install.yml runs it)
+"""Issue 25: how `release.sh build` (roles/deploy/files/release.sh, run as build.yml runs it)
 installs a release's dependencies with each app_installer, and links app_config_files.
 
 Real pip in a real virtualenv made by /usr/bin/python3, offline (--no-index) from a wheelhouse

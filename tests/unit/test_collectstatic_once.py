@@ -1,6 +1,6 @@
 """Where collectstatic runs (issue 24 item 2): roles/deploy/vars/main.yml's __deploy_collectstatic_in_build,
 rendered by ansible-playbook itself on local hosts. True: once, on the build host of the host's build group,
-into the release (install.yml); false: on each host after the migrations (phase_migrate.yml)."""
+into the release (build.yml); false: on each host after the migrations (migrate.yml)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ PLAYBOOK = """
   tasks:
     - name: Load the deploy role's variables
       ansible.builtin.include_vars: {vars}
-    - name: What phase_install.yml lists
+    - name: What install.yml lists
       ansible.builtin.set_fact:
         deploy_needed_hosts: "{{{{ ansible_play_hosts }}}}"
       run_once: true
@@ -76,7 +76,7 @@ def test_collected_once_in_the_build_unless_the_files_cannot_ship_with_the_relea
         "b": build == "per_host",
         "c": False,  # STATIC_ROOT in app_env: outside the release, per host
         "d": False,  # deploy_collectstatic_per_host
-        "e": False,  # deploy_collectstatic false: phase_migrate.yml's own condition skips it too
+        "e": False,  # deploy_collectstatic false: migrate.yml's own condition skips it too
         "f": True,
     }
     assert seen == {host: expected[host[0]] for host in HOSTS}, seen

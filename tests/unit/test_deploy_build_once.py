@@ -23,7 +23,7 @@ PLAYBOOK = """
   tasks:
     - name: Load the deploy role's variables
       ansible.builtin.include_vars: {vars}
-    - name: What phase_install.yml lists (d already serves the release)
+    - name: What install.yml lists (d already serves the release)
       ansible.builtin.set_fact:
         deploy_needed_hosts: [a, b, c, e, f, g]
       run_once: true
@@ -95,7 +95,7 @@ def test_per_host_builds_on_every_host(tmp_path):
 
 
 def release_sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """roles/deploy/files/release.sh as install.yml runs it: `/bin/sh -ec <text> release MODE ARGS...`."""
+    """roles/deploy/files/release.sh as build.yml runs it: `/bin/sh -ec <text> release MODE ARGS...`."""
     out = subprocess.run(
         ["/bin/sh", "-ec", (FILES / "release.sh").read_text(), "release", *args],
         capture_output=True,

@@ -54,7 +54,7 @@ PLAYBOOK = """\
         deploy_ref: v1
         deploy_wheelhouse: "{wheelhouse}"
 
-    # What install.yml would send to the hosts.
+    # What build.yml would send to the hosts.
     - name: Show the archives the hosts would receive
       ansible.builtin.debug:
         msg: >-

@@ -1,7 +1,7 @@
 """Secrets made of every printable ASCII character plus spaces (and one with newlines) go through
 the real templates, rendered by Ansible, into a real systemd, a real Redis and real clients.
 
-- roles/deploy/templates/env.j2, rendered with lookup('template') as install.yml does, is loaded
+- roles/deploy/templates/env.j2, rendered with lookup('template') as build.yml does, is loaded
   by systemd 252 (a container of opsbook/systemd:bookworm) as the EnvironmentFile of a unit that
   dumps its environment: every variable arrives byte for byte, and nothing is injected.
 - roles/provision/templates/redis-opsbook.conf.j2 configures a redis-server: AUTH with the exact
@@ -51,7 +51,7 @@ PLAY = """\
     - {root}/roles/maintenance/vars/main.yml
     - {root}/roles/blue_green/vars/main.yml
   tasks:
-    - name: The environment file, as roles/deploy/tasks/install.yml renders it
+    - name: The environment file, as roles/deploy/tasks/build.yml renders it
       ansible.builtin.copy:
         content: "{{{{ lookup('ansible.builtin.template', '{root}/roles/deploy/templates/env.j2') }}}}"
         dest: "{{{{ out }}}}/env"

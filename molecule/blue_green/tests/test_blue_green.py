@@ -136,7 +136,7 @@ def test_both_load_balancers_configurations_say_green():
     assert served_slot("haproxy", cfg, servers, "journal_app") == ("green", "")
 
 
-# The deploy role's check-mode line per host (roles/deploy/tasks/phase_install.yml); group 1 is
+# The deploy role's check-mode line per host (roles/deploy/tasks/install.yml); group 1 is
 # the release it would switch from.
 WOULD_INSTALL_V3 = re.compile(
     r"would install release \S+ \(v3 at \w+\), built (?:here|on \S+ and shipped here), and switch from (\S+)\""

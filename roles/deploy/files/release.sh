@@ -1,4 +1,4 @@
-# The release directory on a host, run by install.yml as `/bin/sh -ec <this file> release MODE ARGS...`
+# The release directory on a host, run by build.yml as `/bin/sh -ec <this file> release MODE ARGS...`
 # (the text in argv, nothing copied to the host first):
 #
 #   build REL ARCHIVE REVISION RELEASE REQUIREMENTS WHEELS [INSTALLER [PYTHON [CONFIG...]]]

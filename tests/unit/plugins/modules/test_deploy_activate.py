@@ -18,7 +18,7 @@ from module_runner import run_module
 def gate(
     url: str, release: str, count: int, timeout: float, units: list[str] | None = None, also: list[str] | None = None
 ) -> dict:
-    """The health step alone, as phase_gate.yml runs it on a load balancer; returns what it saw."""
+    """The health step alone, as gate.yml runs it on a load balancer; returns what it saw."""
     args = {"steps": ["health"], "health_url": url, "health_release": release, "health_count": count}
     args["health_also"] = also or []
     result = run_module("deploy_activate", {**args, "health_timeout": timeout, "health_units": units or []})
