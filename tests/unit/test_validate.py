@@ -276,6 +276,15 @@ CASES = [
         passes=True,
     ),
     Case(
+        "deploy_phase_removed",
+        "deploy_phase set in the inventory (removed with the deploy role's entry points): named with its replacement",
+        mutations=(edit_vars("app.yml", lambda d: d.update(deploy_phase="prepare")),),
+        expect=(
+            r"Variable 'deploy_phase' is no longer read; use 'the deploy role's entry points .*"
+            r"prepare is install_and_migrate",
+        ),
+    ),
+    Case(
         "worker_kind_cron",
         "an app_workers item of kind cron",
         mutations=(edit_vars("app.yml", lambda d: d["app_workers"].append({"name": "nightly", "kind": "cron"})),),
