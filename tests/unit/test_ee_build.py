@@ -216,4 +216,12 @@ def test_validate_runs_in_the_ee_under_process_isolation(ee_image, tmp_path):
     assert command[:2] == ["docker", "run"] and ee_image in command
     events = [json.loads(p.read_text()) for p in (artifacts / "job_events").glob("*.json")]
     ok = {(e["event_data"]["task"], e["event_data"]["host"]) for e in events if e["event"] == "runner_on_ok"}
-    assert ("VALIDATE | Required variables are set", "db1.prod.example.com") in ok, sorted(ok)
+    # The play runs once, on the first host, and checks the other hosts from there (roles/validate).
+    assert ("VALIDATE | Required variables are set", "lb1.prod.example.com") in ok, sorted(ok)
+    types = "VALIDATE | App variables have their types on the other hosts"
+    checked = {
+        e["event_data"].get("res", {}).get("item")
+        for e in events
+        if e["event"] == "runner_item_on_ok" and e["event_data"]["task"] == types
+    }
+    assert "db1.prod.example.com" in checked, sorted(map(str, checked))

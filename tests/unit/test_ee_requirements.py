@@ -46,6 +46,7 @@ IMPORT_DISTRIBUTIONS = {
     "celery": "celery",
     "kombu": "kombu",
     "rq": "rq",
+    "jinja2": "Jinja2",  # play_host_vars (an undefined value from hostvars); ansible-core depends on it too
 }
 
 # Modules of other collections that the roles run on the controller -> the Python distributions
