@@ -23,13 +23,22 @@ def _with_filename(code, filename):
     return code.replace(co_filename=filename, co_consts=consts)
 
 
+_ready = None  # the directory checked once per process: a module run compiles some 110 files
+
+
 def _cache_ready(os):
-    try:
-        os.makedirs(_CACHE, mode=0o700, exist_ok=True)
-        st = os.lstat(_CACHE)
-    except OSError:
-        return False
-    return st.st_uid == 0 and (st.st_mode & 0o7077) == 0 and os.path.isdir(_CACHE) and not os.path.islink(_CACHE)
+    global _ready
+    if _ready is None:
+        try:
+            os.makedirs(_CACHE, mode=0o700, exist_ok=True)
+            st = os.lstat(_CACHE)
+        except OSError:
+            _ready = False
+        else:
+            _ready = (
+                st.st_uid == 0 and (st.st_mode & 0o7077) == 0 and os.path.isdir(_CACHE) and not os.path.islink(_CACHE)
+            )
+    return _ready
 
 
 def _cached_compile(pathname, source):
