@@ -1,7 +1,7 @@
 """backup.yml on the lab: verified, atomically published with the release and migrations, locked, clean on failure.
 
 Rotation (check mode listing, then deletion) and corrupted copies (refused by verification
-and by restore) are proven by the Molecule scenario backup_restore, not repeated here.
+and by restore) are proven by the Molecule scenario operations, not repeated here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """restore.yml on the lab (two app hosts): confirmation, check mode, unknown backup, swap with media, releases.
 
 Corrupted copies, the drill and a failure before the swap are proven by the Molecule
-scenario backup_restore (molecule/backup_restore/tests), not repeated here.
+scenario operations (molecule/operations/tests/test_backup_restore.py), not repeated here.
 """
 
 from __future__ import annotations

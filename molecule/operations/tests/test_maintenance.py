@@ -1,6 +1,7 @@
-"""maintenance, checked after converge (provision, deploy v1, a maintenance and a health report) and idempotence.
+"""operations (maintenance), checked after converge (provision, deploy v1, a backup, a maintenance and a health
+report), idempotence and test_backup_restore.py (whose real restore leaves a pre-restore database behind).
 
-The tests run in file order against mm-lb1 (nginx), mm-app1 (app, workers, beat) and mm-db1
+The tests run in file order against mo-lb1 (nginx), mo-app1 (app, workers, beat) and mo-db1
 (PostgreSQL, Redis). Each playbook run writes its report to its own directory, read back here.
 """
 
@@ -20,9 +21,9 @@ sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "test
 import molecule_scenario  # noqa: E402
 from molecule_scenario import host  # noqa: E402
 
-LB = host("mm-lb1")
-APP = host("mm-app1")
-DB = host("mm-db1")
+LB = host("mo-lb1")
+APP = host("mo-app1")
+DB = host("mo-db1")
 
 
 def playbook(name: str, report_dir: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
@@ -64,9 +65,9 @@ def test_the_converge_reports_are_written_with_nothing_critical_but_the_certific
     # set_stats carries the summary and both paths (CI and AWX read it).
     stats = out[out.index("CUSTOM STATS") :]
     assert '"worst": "warning"' in stats and data["json"] in stats and data["html"] in stats, stats[:2000]
-    assert set(data["hosts"]) == {"mm-lb1", "mm-app1", "mm-db1"}
+    assert set(data["hosts"]) == {"mo-lb1", "mo-app1", "mo-db1"}
     assert recap == {h: 0 for h in recap}, recap  # a report run changes nothing
-    assert {f["host"] for f in findings(data, "disk")} == {"mm-lb1", "mm-app1", "mm-db1"}
+    assert {f["host"] for f in findings(data, "disk")} == {"mo-lb1", "mo-app1", "mo-db1"}
     assert len(findings(data, "memory")) == 3
     assert one(data, "connections", "client connections")["level"] in ("ok", "warning")
     assert data["database"]["database"] == "journal"
@@ -101,7 +102,7 @@ def test_table_churn_shows_as_bloat_and_vacuum_reduces_it(tmp_path):
         "-e",
         '{"maintenance_vacuum": true, "maintenance_vacuum_tables": ["public.churn"]}',
     )
-    assert recap["mm-db1"] == 0
+    assert recap["mo-db1"] == 0
     assert one(checked, "dead tuples", "public.churn")["value"] >= 50
 
     after, recap, _ = run_ok(
@@ -110,7 +111,7 @@ def test_table_churn_shows_as_bloat_and_vacuum_reduces_it(tmp_path):
         "-e",
         '{"maintenance_vacuum": true, "maintenance_vacuum_tables": ["public.churn"]}',
     )
-    assert recap["mm-db1"] >= 1
+    assert recap["mo-db1"] >= 1
     assert after["database"]["actions"]["vacuum"] == ["public.churn"]
     [table] = [t for t in after["database"]["tables"] if t["name"] == "public.churn"]
     assert one(after, "dead tuples", "public.churn")["value"] < 5
@@ -132,7 +133,7 @@ def test_reindex_concurrently_and_a_bad_name_is_refused_before_anything_runs(tmp
     assert "REINDEX CONCURRENTLY" not in re.sub(r"TASK \[.*", "", result.stdout.split("Every named relation")[-1])
     oid = psql("SELECT 'churn_pkey'::regclass::oid")
     data, recap, _ = run_ok("maintenance.yml", tmp_path / "ok", "-e", '{"maintenance_reindex": ["public.churn_pkey"]}')
-    assert recap["mm-db1"] >= 1 and data["database"]["actions"]["reindex"] == ["public.churn_pkey"]
+    assert recap["mo-db1"] >= 1 and data["database"]["actions"]["reindex"] == ["public.churn_pkey"]
     assert psql("SELECT 'churn_pkey'::regclass::oid") != oid  # a new index was built and swapped in
     [index] = [i for i in data["database"]["indexes"] if i["name"] == "public.churn_pkey"]
     assert index["bloat_percent"] is None or index["bloat_percent"] < 20, index
@@ -161,30 +162,30 @@ def test_old_logs_are_listed_in_check_mode_and_deleted_when_asked(tmp_path):
     try:
         days = ("-e", "maintenance_log_cleanup_days=14")
         data, recap, _ = run_ok("maintenance.yml", tmp_path / "check", "--check", *days)
-        assert sorted(data["host_actions"]["mm-app1"]["logs_deleted"]) == [f"{logs}/old.log", f"{logs}/old.log.1.gz"]
-        assert APP.file(f"{logs}/old.log").exists and recap["mm-app1"] == 1
+        assert sorted(data["host_actions"]["mo-app1"]["logs_deleted"]) == [f"{logs}/old.log", f"{logs}/old.log.1.gz"]
+        assert APP.file(f"{logs}/old.log").exists and recap["mo-app1"] == 1
         data, recap, _ = run_ok("maintenance.yml", tmp_path / "real", *days)
-        assert recap["mm-app1"] == 1
+        assert recap["mo-app1"] == 1
         assert not APP.file(f"{logs}/old.log").exists and not APP.file(f"{logs}/old.log.1.gz").exists
         assert APP.file(f"{logs}/new.log").exists
         _, recap, _ = run_ok("maintenance.yml", tmp_path / "again", *days)
-        assert recap["mm-app1"] == 0
+        assert recap["mo-app1"] == 0
     finally:
         APP.run(f"rm -f {logs}/old.log {logs}/old.log.1.gz {logs}/new.log")
 
 
 @pytest.fixture
 def long_query():
-    """A 300-s query by the app's own role, from mm-app1, with the app's own credentials."""
+    """A 300-s query by the app's own role, from mo-app1, with the app's own credentials."""
     started = APP.run(
-        "systemd-run --unit=mm-long-query --collect --uid=journal --gid=journal "
+        "systemd-run --unit=mo-long-query --collect --uid=journal --gid=journal "
         "--property=EnvironmentFile=/srv/journal/shared/env --property=WorkingDirectory=/srv/journal/current "
         "/srv/journal/current/venv/bin/python manage.py shell -c "
         "'from django.db import connection; connection.cursor().execute(\"SELECT pg_sleep(300), \\x27hunter2\\x27\")'"
     )
     assert started.rc == 0, started.stderr
     yield
-    APP.run("systemctl stop mm-long-query.service")
+    APP.run("systemctl stop mo-long-query.service")
 
 
 def running_sleeps() -> int:
@@ -210,7 +211,7 @@ def test_a_long_query_is_reported_then_terminated_when_asked(tmp_path, long_quer
         "maintenance.yml", tmp_path / "terminate",
         "-e", "maintenance_terminate_queries=true", "-e", "maintenance_terminate_after_seconds=5",
     )  # fmt: skip
-    assert recap["mm-db1"] >= 1
+    assert recap["mo-db1"] >= 1
     assert [q["user"] for q in data["database"]["actions"]["terminated"]] == ["journal"]
     assert running_sleeps() == 0
 
@@ -241,16 +242,16 @@ def test_health_checks_everything_and_finds_a_stopped_worker(tmp_path):
     data, recap, _ = run_ok("health.yml", tmp_path / "up")
     assert recap == {h: 0 for h in recap}, recap
     services = {(f["host"], f["subject"]): f["level"] for f in findings(data, "service")}
-    assert services[("mm-app1", "journal-worker.service")] == "ok"
-    assert services[("mm-db1", "redis-server.service")] == "ok"
-    assert services[("mm-lb1", "nginx.service")] == "ok"
+    assert services[("mo-app1", "journal-worker.service")] == "ok"
+    assert services[("mo-db1", "redis-server.service")] == "ok"
+    assert services[("mo-lb1", "nginx.service")] == "ok"
     assert all(level == "ok" for level in services.values()), services
     assert one(data, "app health", "http://127.0.0.1:8000/health/")["level"] == "ok"
     assert findings(data, "health through the load balancer")[0]["level"] == "ok"
     assert one(data, "database", "journal")["level"] == "ok"
     assert [f["subject"] for f in findings(data, "queue depth")] == ["celery"]
     [errors] = findings(data, "error lines")
-    assert errors["host"] == "mm-app1"
+    assert errors["host"] == "mo-app1"
     # Earlier tests leave real error lines (a terminated query): any level but unknown.
     assert isinstance(errors["value"], int | float) and errors["level"] != "unknown", errors
 
@@ -272,7 +273,7 @@ def test_health_checks_everything_and_finds_a_stopped_worker(tmp_path):
 
 
 def redis(command: str) -> str:
-    """redis-cli on mm-db1 as the app's client; the password read there from Redis's own config (not in argv)."""
+    """redis-cli on mo-db1 as the app's client; the password read there from Redis's own config (not in argv)."""
     result = DB.run(
         "REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/opsbook.conf | tr -d '\"') "
         f"redis-cli --no-auth-warning {command}"
@@ -294,7 +295,7 @@ def waiting_lock():
     """
     end_lock_sessions()
     holder = DB.run(
-        "systemd-run --unit=mm-lock-holder --collect runuser -u postgres -- psql -d journal -c "
+        "systemd-run --unit=mo-lock-holder --collect runuser -u postgres -- psql -d journal -c "
         '"BEGIN; LOCK TABLE articles_article IN EXCLUSIVE MODE; SELECT pg_sleep(900);"'
     )
     assert holder.rc == 0, holder.stderr
@@ -303,7 +304,7 @@ def waiting_lock():
         while not holder_pid() and time.monotonic() < deadline:
             time.sleep(1)
         waiter = DB.run(
-            "systemd-run --unit=mm-lock-waiter --collect runuser -u postgres -- psql -d journal -c "
+            "systemd-run --unit=mo-lock-waiter --collect runuser -u postgres -- psql -d journal -c "
             "\"UPDATE articles_article SET title = title WHERE title = 'hunter3'\""
         )
         assert waiter.rc == 0, waiter.stderr
@@ -312,7 +313,7 @@ def waiting_lock():
             time.sleep(1)
         yield holder_pid()
     finally:
-        DB.run("systemctl stop mm-lock-waiter.service mm-lock-holder.service")
+        DB.run("systemctl stop mo-lock-waiter.service mo-lock-holder.service")
         end_lock_sessions()  # a backend in pg_sleep does not notice its client is gone
 
 
@@ -357,13 +358,13 @@ def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_pat
     assert finding["metric"] == "lock_wait_seconds" and finding["detail"].startswith("blocked by pid"), finding
 
     cache = data["cache"]
-    assert cache["host"] == "mm-db1" and cache["version"]
+    assert cache["host"] == "mo-db1" and cache["version"]
     assert cache["keyspace_hits"] >= before["keyspace_hits"] + 5, (before, cache)
     assert cache["keyspace_misses"] >= before["keyspace_misses"] + 3, (before, cache)
     total = cache["keyspace_hits"] + cache["keyspace_misses"]
     assert cache["hit_percent"] == round(100.0 * cache["keyspace_hits"] / total, 1)
     assert cache["used_memory"] > 0 and cache["latency"]["samples"] > 0, cache
-    checks = {f["check"]: f for f in data["findings"] if f["host"] == "mm-db1"}
+    checks = {f["check"]: f for f in data["findings"] if f["host"] == "mo-db1"}
     assert {"redis memory", "redis fragmentation", "cache hit rate", "redis latency"} <= set(checks)
     assert checks["redis latency"]["metric"] == "redis_latency_ms" and checks["redis latency"]["value"] is not None
 
@@ -373,4 +374,4 @@ def test_query_and_cache_insight_top_statements_a_waiting_lock_and_redis(tmp_pat
         assert "top-secret-value" not in text and "hunter3" not in text
     password = DB.run("sed -n 's/^requirepass //p' /etc/redis/opsbook.conf | tr -d '\"'").stdout.strip()
     assert password and password not in json.dumps(data) + html + out
-    assert "Lock waits" in html and "Top statements by total time" in html and "Redis on mm-db1" in html
+    assert "Lock waits" in html and "Top statements by total time" in html and "Redis on mo-db1" in html

@@ -1,7 +1,7 @@
-"""backup_restore, checked after converge (a backup of data made through the app) and idempotence.
+"""operations (backup and restore), checked after converge (a backup of data made through the app) and idempotence.
 
-The tests run in file order: retention, refusal of corrupted copies, the drill, a failure
-before the swap, then a real restore.
+The tests run in file order, before test_maintenance.py: retention, refusal of corrupted copies,
+the drill, a failure before the swap, then a real restore (the stack it leaves is healthy).
 """
 
 import json
@@ -16,8 +16,8 @@ sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "test
 from molecule_scenario import INVENTORY, host, playbook, run  # noqa: E402
 
 BACKUP_DIR = "/var/backups/opsbook/journal"
-DB = host("mb-db1")
-LB = host("mb-lb1")
+DB = host("mo-db1")
+LB = host("mo-lb1")
 
 
 def psql(sql: str, db: str = "journal") -> str:
@@ -67,7 +67,7 @@ def test_the_converge_backup_is_verified_and_published_with_media_and_config():
     for table, rows in live_counts().items():
         assert data["tables"][table] == rows
     assert data["tables"]["public.articles_article"] == 300
-    assert set(data["files"]) == {"media", "config-mb-app1", "config-mb-db1", "config-mb-lb1"}
+    assert set(data["files"]) == {"media", "config-mo-app1", "config-mo-db1", "config-mo-lb1"}
     for entry in data["files"].values():
         stored = DB.file(f"{BACKUP_DIR}/{entry['file']}")
         assert stored.mode == 0o600 and stored.user == "postgres"
@@ -107,7 +107,7 @@ def test_corrupted_copies_are_refused_by_verification_and_by_restore():
         "chown postgres: cut.dump flipped.dump flipped.json",
     )
     verify = run(
-        "ansible", "-i", INVENTORY, "mb-db1", "-b", "--become-user=postgres", "-m", "opsbook.webstack.pg_dump_verify",
+        "ansible", "-i", INVENTORY, "mo-db1", "-b", "--become-user=postgres", "-m", "opsbook.webstack.pg_dump_verify",
         "-a", f"path={BACKUP_DIR}/cut.dump manifest={BACKUP_DIR}/journal-molecule-3.json level=content",
     )  # fmt: skip
     assert verify.returncode != 0 and "truncated" in verify.stdout, verify.stdout[-2000:]
@@ -133,13 +133,13 @@ def test_corrupted_copies_are_refused_by_verification_and_by_restore():
 
 def test_the_drill_restores_into_scratch_and_touches_nothing_live():
     before = (databases(), live_counts())
-    web = host("mb-app1").service("journal").systemd_properties["MainPID"]
+    web = host("mo-app1").service("journal").systemd_properties["MainPID"]
     result, recap = playbook("restore.yml", "-e", "restore_mode=drill")
     assert result.returncode == 0, result.stdout[-4000:]
     assert re.search(r"Drill: backup molecule-3 restored into a scratch database in [\d.]+ s", result.stdout)
     assert set(recap.values()) == {0}
     assert (databases(), live_counts()) == before
-    assert host("mb-app1").service("journal").systemd_properties["MainPID"] == web
+    assert host("mo-app1").service("journal").systemd_properties["MainPID"] == web
 
 
 def test_a_failure_before_the_swap_leaves_the_original_database_serving(tmp_path):
