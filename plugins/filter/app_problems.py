@@ -25,6 +25,9 @@ description:
     C(worker_class); no RQ worker with blue-green C(app_slots).
   - C(app_celery_app) set when an C(app_workers) item is of kind C(celery) or C(celery-beat) (checked only when
     the input holds the key; an app without Celery workers needs none).
+  - C(app_install_extras) only with C(app_installer=pyproject), each an extra's name;
+    C(app_extra_requirements) not with C(pipenv) or C(poetry) (they install only what their lock pins),
+    each a requirement without spaces that is not a pip option (checked only when the input holds the key).
   - C(app_slots) giving the load balancer servers (a malformed one fails naming C(app_slots), as
     P(opsbook.webstack.app_backends#filter) does); one celery-beat at most, one rq-scheduler at
     most, and distinct unit names (an rq item with C(count) N names C(<name>-1) .. C(<name>-N)).
@@ -32,7 +35,8 @@ options:
   _input:
     description:
       - The app variables - C(app_name), C(app_user), C(app_root), C(app_http_port), C(app_workers),
-        C(app_slots), and optionally C(app_celery_app).
+        C(app_slots), and optionally C(app_celery_app), C(app_installer), C(app_install_extras) and
+        C(app_extra_requirements).
     type: dict
     required: true
   removed:
@@ -74,6 +78,8 @@ _APP_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _APP_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _WORKER_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_EXTRA = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][^\s]*$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
@@ -162,6 +168,33 @@ def _worker_problems(item: Mapping, slots: bool) -> list[str]:
     return problems
 
 
+def _installer_problems(app: Mapping) -> list[str]:
+    """app_install_extras and app_extra_requirements against app_installer."""
+    problems = []
+    installer = app.get("app_installer") or "requirements"
+    extras = app.get("app_install_extras") or []
+    requirements = app.get("app_extra_requirements") or []
+    if not _is_list(extras) or not all(_matches(_EXTRA, extra) for extra in extras):
+        problems.append(f"app_install_extras must be a list of extra names such as [database] (got {extras}).")
+    elif extras and installer != "pyproject":
+        problems.append(
+            f"app_install_extras ({', '.join(extras)}) needs app_installer pyproject (got {installer}):"
+            " extras are the project's own optional dependencies."
+        )
+    bad = [req for req in requirements if not _matches(_REQUIREMENT, req)] if _is_list(requirements) else [requirements]
+    if bad:
+        problems.append(
+            f"app_extra_requirements must be a list of requirements such as gunicorn==23.0.0, without spaces"
+            f" and not pip options: {', '.join(map(str, bad))} is not."
+        )
+    elif requirements and installer in ("pipenv", "poetry"):
+        problems.append(
+            f"app_extra_requirements ({', '.join(requirements)}) cannot be installed with app_installer {installer},"
+            " which installs only what its lock pins by hash: add them to the lock."
+        )
+    return problems
+
+
 def _unit_names(workers: list) -> list[str]:
     names = []
     for item in workers:
@@ -214,6 +247,7 @@ def app_problems(app, removed=None, groups=None, app_group="app") -> list[str]:
             f"app_celery_app must name the Celery application (celery -A <name>): app_workers declares"
             f" {', '.join(celery)} of kind celery or celery-beat. An app without Celery workers needs none."
         )
+    problems += _installer_problems(app)
     schedulers = [str(item.get("name")) for item in workers if item.get("kind") == "rq-scheduler"]
     if len(schedulers) > 1:
         problems.append(

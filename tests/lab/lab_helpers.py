@@ -17,11 +17,11 @@ BIN = Path(sys.executable).parent
 
 
 def ansible_playbook(
-    playbook: str, *extra: str, env: dict | None = None
+    playbook: str, *extra: str, env: dict | None = None, inventory: str = "inventories/lab"
 ) -> tuple[subprocess.CompletedProcess, dict[str, int]]:
     """Run playbooks/<playbook> on the lab (env: more environment); return the process and changed= per host."""
     result = subprocess.run(
-        [BIN / "ansible-playbook", "-i", "inventories/lab", f"playbooks/{playbook}", *extra],
+        [BIN / "ansible-playbook", "-i", inventory, f"playbooks/{playbook}", *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,

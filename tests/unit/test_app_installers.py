@@ -77,7 +77,12 @@ def code_archive(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def build(
-    tmp_path: Path, files: dict[str, str], installer: str, wheels: dict[str, Path], *config: str
+    tmp_path: Path,
+    files: dict[str, str],
+    installer: str,
+    wheels: dict[str, Path],
+    *config: str,
+    env: dict | None = None,
 ) -> subprocess.CompletedProcess:
     rel = tmp_path / "app" / "releases" / "20261206T000000Z-v1"
     rel.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,7 @@ def build(
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1"},
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1", **(env or {})},
     )
 
 
@@ -163,6 +168,21 @@ def test_pyproject_installs_the_project_with_its_dependencies(tmp_path, wheels):
     out = build(tmp_path, files, "pyproject", wheels)
     assert out.returncode == 0, out.stderr
     assert installed(tmp_path) == {"alpha==1.0", "beta==2.0", "journal-app==3.0"}
+
+
+def test_a_sdist_with_extras_and_extra_requirements(tmp_path, wheels):
+    """A PyPI sdist as published: every file under <name>-<version>/ (deploy_archive_strip_components 1),
+    the project with an extra (app_install_extras) and what it does not depend on (app_extra_requirements)."""
+    extra = "b\"Requires-Dist: alpha==1.0\\nProvides-Extra: db\\nRequires-Dist: devtool==1.0; extra == 'db'\\n\""
+    backend = BACKEND.replace('b"Requires-Dist: alpha==1.0\\n"', extra)
+    assert backend != BACKEND
+    pyproject = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+    files = {"journal-app-3.0/pyproject.toml": pyproject, "journal-app-3.0/backend.py": backend}
+    env = {"RELEASE_STRIP_COMPONENTS": "1", "RELEASE_EXTRAS": "db", "RELEASE_EXTRA_REQUIREMENTS": "winonly==1.0\n"}
+    out = build(tmp_path, files, "pyproject", wheels, env=env)
+    assert out.returncode == 0, out.stderr
+    assert installed(tmp_path) == {"alpha==1.0", "beta==2.0", "devtool==1.0", "winonly==1.0", "journal-app==3.0"}
+    assert (tmp_path / "app" / "releases" / "20261206T000000Z-v1" / "pyproject.toml").is_file()
 
 
 def test_pyproject_without_pyproject_toml_is_refused_by_name(tmp_path, wheels):

@@ -12,6 +12,11 @@
 #                       (pip --require-hashes; git, path and editable entries are refused)
 #         poetry        poetry.lock's main packages, each pinned with the lock's hashes
 #                       (pip --require-hashes --no-deps, then pip check)
+#       From the environment: RELEASE_STRIP_COMPONENTS (deploy_archive_strip_components) leading
+#       directories dropped from the archive's paths (a PyPI sdist's `<name>-<version>/`);
+#       RELEASE_EXTRAS (app_install_extras, pyproject: the project installed as
+#       `<release>[extra,...]`) and RELEASE_EXTRA_REQUIREMENTS (app_extra_requirements, one a
+#       line: installed in the same pip run, e.g. the gunicorn an app does not depend on).
 #       Each CONFIG (a path relative to the release) becomes a link to
 #       <app_root>/shared/config/CONFIG (deploy's app_config_files, rendered there before the
 #       build), replacing what the code has there; the links ship with the release.
@@ -175,7 +180,7 @@ case $mode in
     : > "$rel/.installing"
     # REVISION, RELEASE and BUILT_ON are written after the code, so an archive holding those
     # names cannot replace them.
-    tar -xzf "$archive" -C "$rel"
+    tar -xzf "$archive" -C "$rel" --strip-components="${RELEASE_STRIP_COMPONENTS:-0}"
     printf '%s\n' "$revision" > "$rel/REVISION"
     printf '%s\n' "$release" > "$rel/RELEASE"
     uname -n > "$rel/BUILT_ON"
@@ -198,12 +203,23 @@ case $mode in
     "$python" -m venv "$rel/venv"
     set -- -q --disable-pip-version-check
     if [ -n "$wheels" ]; then set -- "$@" --no-index --find-links "$wheels"; fi
+    # The extra requirements split on new lines (none holds a space: validate's app_problems),
+    # without globbing (gunicorn[gevent]); pipenv and poetry install only what their lock pins.
+    case $installer in requirements|pyproject)
+      set -f
+      IFS='
+'
+      # shellcheck disable=SC2086
+      set -- "$@" ${RELEASE_EXTRA_REQUIREMENTS:-}
+      unset IFS
+      set +f
+    esac
     case $installer in
       requirements)
         "$rel/venv/bin/pip" install "$@" -r "$rel/$requirements"
         ;;
       pyproject)
-        "$rel/venv/bin/pip" install "$@" "$rel"
+        "$rel/venv/bin/pip" install "$@" "$rel${RELEASE_EXTRAS:+[$RELEASE_EXTRAS]}"
         ;;
       pipenv|poetry)
         if [ "$installer" = poetry ]; then set -- "$@" --no-deps; fi

@@ -256,3 +256,26 @@ def test_celery_workers_need_app_celery_app_and_an_app_without_them_does_not():
     assert app([], app_celery_app="") == []
     # Not given at all: not checked (callers that do not pass it).
     assert app([CELERY]) == []
+
+
+def test_installer_extras_and_extra_requirements_fit_the_installer():
+    pyproject = {"app_installer": "pyproject", "app_install_extras": ["database"]}
+    assert app(**pyproject, app_extra_requirements=["gunicorn==23.0.0", "gunicorn[gevent]>=22"]) == []
+    assert app(app_extra_requirements=["gunicorn==23.0.0"]) == []  # the default installer, requirements
+    (problem,) = app(app_install_extras=["database"])
+    assert problem == (
+        "app_install_extras (database) needs app_installer pyproject (got requirements):"
+        " extras are the project's own optional dependencies."
+    )
+    (problem,) = app(app_installer="pyproject", app_install_extras=["data base"])
+    assert problem.startswith("app_install_extras must be a list of extra names"), problem
+    (problem,) = app(app_installer="pyproject", app_install_extras="database")
+    assert problem.startswith("app_install_extras must be a list"), problem
+    for installer in ("pipenv", "poetry"):
+        (problem,) = app(app_installer=installer, app_extra_requirements=["gunicorn==23.0.0"])
+        assert problem.startswith(
+            f"app_extra_requirements (gunicorn==23.0.0) cannot be installed with app_installer {installer}"
+        ), problem
+    for bad in (["-r", "other.txt"], ["gunicorn == 23"], "gunicorn"):
+        (problem,) = app(app_extra_requirements=bad)
+        assert problem.startswith("app_extra_requirements must be a list of requirements"), problem
