@@ -256,3 +256,27 @@ def test_celery_workers_need_app_celery_app_and_an_app_without_them_does_not():
     assert app([], app_celery_app="") == []
     # Not given at all: not checked (callers that do not pass it).
     assert app([CELERY]) == []
+
+
+# ----------------------------------------------------------------------------- renamed_groups
+
+
+def test_only_groups_given_another_name_are_renamed() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.renamed_groups import renamed_groups
+
+    names = ["lb", "app", "worker", "db"]
+    assert renamed_groups(names, ["", "webservers", "worker", "postgres"]) == {"app": "webservers", "db": "postgres"}
+    assert renamed_groups(names, ["", "", "", ""]) == {}
+    with pytest.raises(ValueError, match="4 group names but 3 values"):
+        renamed_groups(names, ["", "", ""])
+
+
+def test_a_renamed_groups_hosts_are_added_to_the_canonical_name_once() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.renamed_groups import renamed_group_additions
+
+    groups = {"webservers": ["app1", "app2"], "app": ["app1"], "postgres": ["db1"]}
+    assert renamed_group_additions(groups, {"app": "webservers", "db": "postgres", "lb": "balancers"}) == [
+        {"host": "app2", "group": "app"},
+        {"host": "db1", "group": "db"},
+    ]
+    assert renamed_group_additions(groups, {}) == []
