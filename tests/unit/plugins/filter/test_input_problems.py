@@ -280,3 +280,26 @@ def test_a_renamed_groups_hosts_are_added_to_the_canonical_name_once() -> None:
         {"host": "db1", "group": "db"},
     ]
     assert renamed_group_additions(groups, {}) == []
+
+
+# ----------------------------------------------------------------------------- app_problems_by_host
+
+
+def test_each_hosts_view_gets_every_check_and_a_host_without_problems_none() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.app_problems import app_problems_by_host
+
+    good = {**APP, "app_workers": [CELERY], "app_celery_app": "journal"}
+    views = {
+        "app1": {"values": good, "unset": []},
+        # app_celery_app unset with a Celery worker; a removed variable set; a malformed app_commands.
+        "app2": {
+            "values": {**APP, "app_workers": [CELERY], "deploy_phase": "x", "app_commands": "migrate"},
+            "unset": [],
+        },
+    }
+    removed = [{"name": "deploy_phase", "use": "tasks_from"}, {"name": "other", "use": "x"}]
+    problems = app_problems_by_host(views, removed, GROUPS)
+    assert problems["app1"] == []
+    assert problems["app2"][0] == "Variable 'deploy_phase' is no longer read; use 'tasks_from' instead."
+    assert any(p.startswith("app_celery_app must name the Celery application") for p in problems["app2"])
+    assert any("app_commands" in p for p in problems["app2"][2:]), problems["app2"]
