@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
+from ansible_collections.opsbook.webstack.plugins.filter.app_commands import app_commands_problems
+from ansible_collections.opsbook.webstack.plugins.filter.health_judge import health_rule_problems
 
 DOCUMENTATION = r"""
 name: app_problems
@@ -31,6 +33,10 @@ description:
   - C(app_slots) giving the load balancer servers (a malformed one fails naming C(app_slots), as
     P(opsbook.webstack.app_backends#filter) does); one celery-beat at most, one rq-scheduler at
     most, and distinct unit names (an rq item with C(count) N names C(<name>-1) .. C(<name>-N)).
+  - The companion filter C(app_problems_by_host) runs this check, then C(app_commands_problems) and
+    C(health_rule_problems), on each host's view from P(opsbook.webstack.play_host_vars#filter)
+    (input the views, arguments C(validate_removed_variables) and C(groups)) and returns
+    a list of problems per host for P(opsbook.webstack.by_host#filter), in the validate role's C(main) entry point.
 options:
   _input:
     description:
@@ -257,6 +263,31 @@ def app_problems(app, removed=None, groups=None, app_group="app") -> list[str]:
     return problems
 
 
+# The app variables app_problems reads from a host's view; app_celery_app is always given ('' when
+# unset), so that a Celery worker without it is refused.
+_VIEW_KEYS = ("app_name", "app_user", "app_root", "app_http_port", "app_workers")
+
+
+def app_problems_by_host(views, removed=None, groups=None) -> dict:
+    """{host: problems} over play_host_vars' views: app_problems, app_commands_problems, health_rule_problems."""
+    problems = {}
+    for host, view in dict(views or {}).items():
+        values = dict(view.get("values") or {})
+        app = {key: values.get(key) for key in _VIEW_KEYS}
+        app["app_slots"] = values.get("app_slots", {})
+        app["app_celery_app"] = values.get("app_celery_app", "")
+        for key in ("app_installer", "app_install_extras", "app_extra_requirements"):
+            if key in values:
+                app[key] = values[key]
+        set_removed = [item for item in removed or [] if item["name"] in values]
+        problems[host] = (
+            app_problems(app, removed=set_removed, groups=groups, app_group=values.get("opsbook_group_app", "app"))
+            + app_commands_problems(values.get("app_commands"))
+            + health_rule_problems(values.get("app_health_expect"), values.get("app_version_source"))
+        )
+    return problems
+
+
 class FilterModule:
     def filters(self):
-        return {"app_problems": app_problems}
+        return {"app_problems": app_problems, "app_problems_by_host": app_problems_by_host}

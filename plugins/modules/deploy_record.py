@@ -124,10 +124,10 @@ removed:
 import json
 import os
 import shutil
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.files import write_atomic
 from ansible_collections.opsbook.webstack.plugins.module_utils.releases import served as pointer_target
 
 
@@ -184,22 +184,6 @@ def pointed_at(app_root: str) -> set:
         if entry.is_symlink():
             names.add(os.path.basename(os.readlink(entry.path).rstrip("/")))
     return names
-
-
-def write_atomic(path: str, content: str, mode: int) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main() -> None:

@@ -84,11 +84,10 @@ reloaded:
   type: bool
 """
 
-import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opsbook.webstack.plugins.module_utils.files import write_atomic
 
 
 def server_line(host: str, port: int):
@@ -102,22 +101,6 @@ def marked(text: str, host: str, port: int, down: bool):
         raise ValueError(f"no `server {host}:{port}` line")
     new = pattern.sub(lambda m: m.group(1) + (" down;" if down else ";"), text)
     return new, pattern.search(new).group(0).strip()
-
-
-def replace(path: str, content: str) -> None:
-    """Write content over path atomically, keeping the old file's mode and owner."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".opsbook-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        info = os.stat(path)
-        os.chmod(tmp, info.st_mode & 0o7777)
-        os.chown(tmp, info.st_uid, info.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main() -> None:
@@ -145,10 +128,10 @@ def main() -> None:
         result["diff"] = {"before": old, "after": new, "before_header": path, "after_header": path}
     if new == old or module.check_mode:
         module.exit_json(**result)
-    replace(path, new)
+    write_atomic(path, new)
     rc, out, err = module.run_command(p["test_command"])
     if rc != 0:
-        replace(path, old)
+        write_atomic(path, old)
         module.fail_json(
             msg=f"{' '.join(p['test_command'])} refused the configuration with {path} changed; "
             f"the old file was put back and nginx was not reloaded: {(err or out).strip()}",

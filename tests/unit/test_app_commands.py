@@ -43,12 +43,12 @@ FLASK = [{"name": "migrate", "argv": ["flask", "db", "upgrade"], "run": "once", 
 def split(tmp_path: Path, **host_vars) -> dict:
     inventory = {
         "all": {
-            "hosts": {"h1": {"deploy_platform": "p", "app_root": "/srv/app", "app_env": {}, **host_vars}},
+            "hosts": {"h1": {"__deploy_platform": "p", "app_root": "/srv/app", "app_env": {}, **host_vars}},
             "vars": {
                 "ansible_connection": "local",
                 "ansible_python_interpreter": sys.executable,
                 "deploy_build": "once",
-                "deploy_needed_hosts": ["h1"],
+                "__deploy_needed_hosts": ["h1"],
             },
         }
     }
@@ -192,9 +192,9 @@ def test_migration_reversal_is_refused_for_commands_without_django_migrate(tmp_p
                 "app_root": str(tmp_path / "root"),
                 "app_db_name": "journal",
                 "app_commands": FLASK,
-                "deploy_needed_hosts": ["h1"],
+                "__deploy_needed_hosts": ["h1"],
                 "deploy_previous_release": "r2",
-                "deploy_rollback_target": "r1",
+                "__deploy_rollback_target": "r1",
                 "deploy_migrations_rollback": "reverse",
                 "deploy_migrations_confirm": "journal",
                 "deploy_migrations_record": ".opsbook-migrations.json",

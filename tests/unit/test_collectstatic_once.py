@@ -19,7 +19,7 @@ PLAYBOOK = """
       ansible.builtin.include_vars: {vars}
     - name: What install.yml lists
       ansible.builtin.set_fact:
-        deploy_needed_hosts: "{{{{ ansible_play_hosts }}}}"
+        __deploy_needed_hosts: "{{{{ ansible_play_hosts }}}}"
       run_once: true
     - name: Show the decision
       ansible.builtin.debug:
@@ -45,7 +45,12 @@ HOSTS = {
 
 def in_build(tmp_path: Path, build: str) -> dict[str, bool]:
     hosts = {
-        name: {"ansible_connection": "local", "deploy_platform": f"platform-{name[0]}", "app_root": "/srv/journal", **v}
+        name: {
+            "ansible_connection": "local",
+            "__deploy_platform": f"platform-{name[0]}",
+            "app_root": "/srv/journal",
+            **v,
+        }
         for name, v in HOSTS.items()
     }
     inventory = {

@@ -25,14 +25,14 @@ PLAYBOOK = """
       ansible.builtin.include_vars: {vars}
     - name: What install.yml lists (d already serves the release)
       ansible.builtin.set_fact:
-        deploy_needed_hosts: [a, b, c, e, f, g]
+        __deploy_needed_hosts: [a, b, c, e, f, g]
       run_once: true
     - name: Show the plan
       ansible.builtin.debug:
         msg: >-
           PLAN {{{{ {{'host': inventory_hostname, 'builder': __deploy_builder,
                      'group': __deploy_build_group}} | to_json }}}}
-      when: inventory_hostname in deploy_needed_hosts
+      when: inventory_hostname in __deploy_needed_hosts
 """
 
 
@@ -49,7 +49,7 @@ def plan(tmp_path: Path, build: str) -> dict:
     inventory = {
         "all": {
             "hosts": {
-                name: {"ansible_connection": "local", "deploy_platform": key, "app_root": root}
+                name: {"ansible_connection": "local", "__deploy_platform": key, "app_root": root}
                 for name, (key, root) in hosts.items()
             },
             "vars": {"deploy_build": build, "ansible_python_interpreter": sys.executable},

@@ -58,7 +58,7 @@ PLAYBOOK = """\
     - name: Show the archives the hosts would receive
       ansible.builtin.debug:
         msg: >-
-          USED {{{{ deploy_archive }}}}
+          USED {{{{ __deploy_archive }}}}
           {{{{ __deploy_tmp }}}}/opsbook-wheelhouse-{{{{ __deploy_wheelhouse_hash }}}}.v2.tar
 """
 

@@ -279,3 +279,66 @@ def test_installer_extras_and_extra_requirements_fit_the_installer():
     for bad in (["-r", "other.txt"], ["gunicorn == 23"], "gunicorn"):
         (problem,) = app(app_extra_requirements=bad)
         assert problem.startswith("app_extra_requirements must be a list of requirements"), problem
+
+
+# ----------------------------------------------------------------------------- renamed_groups
+
+
+def test_only_groups_given_another_name_are_renamed() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.renamed_groups import renamed_groups
+
+    names = ["lb", "app", "worker", "db"]
+    assert renamed_groups(names, ["", "webservers", "worker", "postgres"]) == {"app": "webservers", "db": "postgres"}
+    assert renamed_groups(names, ["", "", "", ""]) == {}
+    with pytest.raises(ValueError, match="4 group names but 3 values"):
+        renamed_groups(names, ["", "", ""])
+
+
+def test_a_renamed_groups_hosts_are_added_to_the_canonical_name_once() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.renamed_groups import renamed_group_additions
+
+    groups = {"webservers": ["app1", "app2"], "app": ["app1"], "postgres": ["db1"]}
+    assert renamed_group_additions(groups, {"app": "webservers", "db": "postgres", "lb": "balancers"}) == [
+        {"host": "app2", "group": "app"},
+        {"host": "db1", "group": "db"},
+    ]
+    assert renamed_group_additions(groups, {}) == []
+
+
+# ----------------------------------------------------------------------------- app_problems_by_host
+
+
+def test_each_hosts_view_gets_every_check_and_a_host_without_problems_none() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.app_problems import app_problems_by_host
+
+    good = {**APP, "app_workers": [CELERY], "app_celery_app": "journal"}
+    views = {
+        "app1": {"values": good, "unset": []},
+        # app_celery_app unset with a Celery worker; a removed variable set; a malformed app_commands.
+        "app2": {
+            "values": {**APP, "app_workers": [CELERY], "deploy_phase": "x", "app_commands": "migrate"},
+            "unset": [],
+        },
+    }
+    removed = [{"name": "deploy_phase", "use": "tasks_from"}, {"name": "other", "use": "x"}]
+    problems = app_problems_by_host(views, removed, GROUPS)
+    assert problems["app1"] == []
+    assert problems["app2"][0] == "Variable 'deploy_phase' is no longer read; use 'tasks_from' instead."
+    assert any(p.startswith("app_celery_app must name the Celery application") for p in problems["app2"])
+    assert any("app_commands" in p for p in problems["app2"][2:]), problems["app2"]
+
+
+def test_each_hosts_view_checks_the_installer_options() -> None:
+    from ansible_collections.opsbook.webstack.plugins.filter.app_problems import app_problems_by_host
+
+    extras = {**APP, "app_install_extras": ["database"]}
+    views = {
+        "app1": {"values": {**extras, "app_installer": "pyproject"}, "unset": []},
+        "app2": {"values": extras, "unset": []},  # extras with the default installer, requirements
+    }
+    problems = app_problems_by_host(views, [], GROUPS)
+    assert problems["app1"] == []
+    assert problems["app2"] == [
+        "app_install_extras (database) needs app_installer pyproject (got requirements):"
+        " extras are the project's own optional dependencies."
+    ]
