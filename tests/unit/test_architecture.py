@@ -130,3 +130,16 @@ def test_every_box_has_its_paragraph():
         if not paragraph or f"`{ep}`" not in paragraph.group(1):
             missing.append(entry)
     assert not missing, f"boxes without a paragraph in docs/architecture.md: {sorted(missing)}"
+
+
+def test_every_read_of_a_group_name_variable_has_its_default():
+    """opsbook_group_<name> is set only to rename a group (docs/inventory.md), so every read in the
+    roles and playbooks falls back to the default name: `opsbook_group_db | default('db')`."""
+    read = re.compile(r"(?<!['\w])opsbook_group_(\w+)\b(?! \| default\('(\w+)'\))")
+    bare = []
+    paths = [*(ROOT / "roles").rglob("*.yml"), *(ROOT / "roles").rglob("*.j2"), *(ROOT / "playbooks").glob("*.yml")]
+    for path in sorted(paths):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.lstrip().startswith("#"):
+                bare += [f"{path.relative_to(ROOT)}:{number}: {m[0]}" for m in read.finditer(line)]
+    assert not bare, "opsbook_group_* read without its default name:\n" + "\n".join(bare)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOW = "PATHS={{ __backup_config_paths | to_json }}"
 
 
-def config_paths(tmp_path: Path, host: str, broker: dict) -> list[str]:
+def config_paths(tmp_path: Path, host: str, broker: dict, group_variables: bool = True) -> list[str]:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     groups = {
         "app": ["app1"],
@@ -35,7 +35,7 @@ def config_paths(tmp_path: Path, host: str, broker: dict) -> list[str]:
     }
     if broker:
         inventory["all"]["vars"]["app_broker"] = broker
-    for name in groups:
+    for name in groups if group_variables else ():
         inventory["all"]["vars"][f"opsbook_group_{name}"] = name
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     play = [
@@ -87,3 +87,9 @@ def test_rabbitmq_configuration_is_saved_only_on_the_broker_host(tmp_path: Path)
     assert db == ["/etc/postgresql"], db
     app = config_paths(tmp_path, "app1", rabbit)
     assert "/etc/rabbitmq" not in app and "/srv/shop/shared/config" in app, app
+
+
+def test_an_inventory_without_opsbook_group_variables_reads_the_default_group_names(tmp_path: Path) -> None:
+    """opsbook_group_* are needed only to rename a group (docs/inventory.md): the example inventories
+    set none, and every role reads each with its default name (an unset one was an undefined-variable error)."""
+    assert config_paths(tmp_path, "mq1", {}, group_variables=False) == ["/etc/redis"]
