@@ -1,6 +1,6 @@
 """The backup role's configuration paths by group and its archive names (plugins/filter/
 backup_config_paths.py, issue 22 item 5: the Jinja loops of roles/backup/vars/main.yml). End to end
-in tests/unit/test_backup_config_paths.py and Molecule backup_restore."""
+in tests/unit/test_backup_config_paths.py and Molecule operations."""
 
 from __future__ import annotations
 
