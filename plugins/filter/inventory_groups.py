@@ -14,7 +14,7 @@ name: inventory_groups
 short_description: The inventory's name of each group the roles use, canonical name to inventory group
 version_added: 0.2.0
 description:
-  - The one place the roles read the C(opsbook_group_<name>) variables (docs/inventory.md): for each
+  - The one place the roles map the C(opsbook_group_<name>) variables (docs/inventory.md). For each
     canonical group (C(lb), C(app), C(worker), C(scheduler), C(db), C(broker), C(backup_store)), the
     value of C(opsbook_group_<name>) when it is defined, else the canonical name itself, as
     C(opsbook_group_<name> | default('<name>')) would.
