@@ -5,7 +5,9 @@ Nothing of these apps is committed: `pip download` fetches them into $OPSBOOK_CA
 controller, each archive checked against the sha256 the test pins before it is used (a mismatch
 fails, naming the file and both sums). The wheelhouse is for Debian 12's CPython 3.11 on x86_64
 (the lab's hosts, as examples/webapp/build-wheelhouse.sh), binary wheels only; a dependency that
-publishes no wheel is built into a pure-Python wheel on the controller from its sdist.
+publishes no wheel is built into a pure-Python wheel on the controller from its sdist. Every
+dependency's version is pinned in tests/lab/byo/<app>-constraints.txt, so the wheelhouse is the
+same on every machine and day.
 """
 
 from __future__ import annotations
@@ -54,22 +56,34 @@ def fetch_sdist(name: str, version: str, digest: str) -> Path:
     return dest
 
 
+def constraints(name: str) -> Path:
+    """tests/lab/byo/<name>-constraints.txt: every dependency's version, pinned (pip -c)."""
+    return Path(__file__).resolve().parent / "byo" / f"{name}-constraints.txt"
+
+
 def wheelhouse(name: str, requirement_sets: list[list[str]], from_source: list[str]) -> Path:
     """Wheels for every set of requirements (each resolved alone: two versions of the app), in
-    $OPSBOOK_CACHE/byo/<name>-wheelhouse; the app's own wheels removed, so a release installs the
-    code of its archive. Skipped when the stamp says the same sets were fetched."""
+    $OPSBOOK_CACHE/byo/<name>-wheelhouse, every dependency at the version its constraints file
+    pins; the app's own wheels removed, so a release installs the code of its archive. Skipped
+    when the stamp says the same sets and pins were fetched."""
     dest = CACHE / f"{name}-wheelhouse"
-    want = hashlib.sha256(repr((requirement_sets, from_source, TARGET)).encode()).hexdigest()
+    pins = constraints(name)
+    want = hashlib.sha256(repr((requirement_sets, from_source, TARGET, pins.read_text())).encode()).hexdigest()
     stamp = dest / ".requirements.sha256"
     if stamp.is_file() and stamp.read_text().strip() == want:
         return dest
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
+    pinned = ["--constraint", str(pins)]
     if from_source:
-        subprocess.run([*PIP, "wheel", "--no-deps", "--wheel-dir", dest, *from_source], check=True, timeout=600)
+        subprocess.run(
+            [*PIP, "wheel", "--no-deps", *pinned, "--wheel-dir", dest, *from_source], check=True, timeout=600
+        )
     for requirements in requirement_sets:
         subprocess.run(
-            [*PIP, "download", "--dest", dest, "--find-links", dest, *TARGET, *requirements], check=True, timeout=900
+            [*PIP, "download", *pinned, "--dest", dest, "--find-links", dest, *TARGET, *requirements],
+            check=True,
+            timeout=900,
         )
     for own in dest.glob(f"{name}-*.whl"):
         own.unlink()

@@ -182,6 +182,8 @@ def test_the_backup_is_verified_and_counts_the_project(byo):
     assert manifest["verification"]["level"] in ("content", "restore"), manifest["verification"]
     assert manifest["tables"]["public.project"] == int(psql("select count(*) from project")) >= 1, manifest["tables"]
     assert manifest["database"] == APP
+    # Taken while 7.2.1's slot was live: the manifest names that slot's release, not "unknown".
+    assert manifest["release"] == byo["after B"]["release"], manifest["release"]
 
 
 def test_the_drill_restored_the_backup_into_a_scratch_database(byo):

@@ -1,4 +1,6 @@
-"""The zero-downtime deploy and rollback (issue #4), after converge (provision, v1) and idempotence.
+"""The zero-downtime deploy and rollback (issue #4), after converge (provision) and tests/test_1_provision.py.
+
+The module's first step deploys v1 (the first deploy on provisioned hosts); the rest build on it.
 
 Hosts: md-lb1 (HAProxy) and md-lb2 (nginx), both in front of md-app1 (web, worker, beat) and
 md-app2 (web, worker); md-db1 (PostgreSQL, Redis). Each deploy under load sends constant
@@ -29,6 +31,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
 
+import pytest  # noqa: E402
 from molecule_scenario import (  # noqa: E402
     ENV,
     INVENTORY,
@@ -179,8 +182,10 @@ def applied(migration: str) -> int:
 
 
 # --------------------------------------------------------------------------- RQ (issue 20, item 2)
-# group_vars/all/rq.yml: an RQ worker `rq` on md-app1 and md-app2, the RQ scheduler on md-app1.
-RQ_UNITS = {"md-app1": ["journal-rq.service", "journal-rq-scheduler.service"], "md-app2": ["journal-rq.service"]}
+# group_vars/all/rq.yml: RQ workers `rq` (two) and `rq-low` on md-app1 and md-app2, the RQ
+# scheduler on md-app1; every one of them takes the default queue.
+RQ_WORKERS = ["journal-rq-1.service", "journal-rq-2.service", "journal-rq-low.service"]
+RQ_UNITS = {"md-app1": [*RQ_WORKERS, "journal-rq-scheduler.service"], "md-app2": RQ_WORKERS}
 RQ_JOBS_FILE = "/tmp/opsbook-hook-rq-jobs"  # noqa: S108 (on the app hosts; hooks/after_switch.yml writes it)
 RQ_PROBE = """
 import datetime, json, os, sys, time
@@ -224,19 +229,35 @@ def unit_started(name: str, unit: str) -> float:
     return datetime.datetime.strptime(out, "%a %Y-%m-%d %H:%M:%S.%f %Z").replace(tzinfo=datetime.UTC).timestamp()
 
 
-def test_converge_runs_the_rq_workers_and_the_scheduler():
+@pytest.fixture(scope="module", autouse=True)
+def first_deploy():
+    """v1, the first deploy on the provisioned hosts (no release, no env file: test_1_provision.py left none)."""
+    assert not HOSTS["md-app1"].file("/srv/journal/current").exists
+    result, recap = deploy("v1")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert recap["md-app1"] > 0 and recap["md-app2"] > 0, recap
+
+
+def test_v1_runs_the_rq_workers_and_the_scheduler():
     """The RQ units run from the release, registered in Redis under <name>@<host>, the scheduler runs jobs."""
     for name, units in RQ_UNITS.items():
         for unit in units:
             service = HOSTS[name].service(unit)
             assert service.is_enabled and service.is_running, (name, unit)
     workers = rq_probe("workers")
-    assert {"rq@md-app1", "rq-scheduler@md-app1", "rq@md-app2"} <= workers.keys(), workers
-    assert workers["rq@md-app2"]["queues"] == ["default"] and workers["rq-scheduler@md-app1"]["queues"] == ["default"]
+    expected = {
+        f"{unit.removeprefix('journal-').removesuffix('.service')}@{name}"
+        for name, units in RQ_UNITS.items()
+        for unit in units
+    }
+    assert expected <= workers.keys(), workers
+    assert workers["rq-1@md-app2"]["queues"] == ["default", "emails"], workers
+    assert workers["rq-low@md-app2"]["queues"] == ["low", "default"], workers
+    assert workers["rq-scheduler@md-app1"]["queues"] == ["default", "emails", "low"], workers
     assert rq_probe("scheduled")["status"] == "finished"
 
 
-def test_converge_deployed_v1_behind_both_load_balancers():
+def test_v1_deployed_behind_both_load_balancers():
     release = host_release("md-app1")
     assert release.endswith("-v1") and host_release("md-app2") == release
     assert served_everywhere() == {release}
@@ -246,7 +267,7 @@ def test_converge_deployed_v1_behind_both_load_balancers():
     assert not lock_held()
 
 
-def test_converge_linked_the_configuration_file_into_the_release_without_printing_it():
+def test_v1_linked_the_configuration_file_into_the_release_without_printing_it():
     """app_config_files (group_vars/all/appdesc.yml): shared/config/opsbook-appdesc.ini, 0640, the app
     user's, holding the vault's secret key, and the live release's link to it on both app hosts."""
     for name in APP_HOSTS:
@@ -348,7 +369,7 @@ def test_v2_restarted_each_rq_worker_only_after_its_running_job_finished():
     with its result before its worker's new process started, and no job failed."""
     ids = HOSTS["md-app1"].file(RQ_JOBS_FILE).content_string.split()
     ids += HOSTS["md-app2"].file(RQ_JOBS_FILE).content_string.split()
-    assert len(ids) >= 4, ids  # 3 RQ workers: each host's hook enqueued one job per worker
+    assert len(ids) >= 14, ids  # 7 RQ workers: each host's hook enqueued one job per worker
     seen = rq_probe("jobs", *ids)
     assert seen["failed"] == [], seen
     restarted = 0
@@ -360,8 +381,8 @@ def test_v2_restarted_each_rq_worker_only_after_its_running_job_finished():
             assert job["ended"] <= started + 0.5, (job_id, job, started)
             # The restart waited for it: the new process started right after the job ended.
             restarted += started - job["ended"] < 5
-    # Each host's hook waited until its own workers were busy: all 3 were restarted mid-job.
-    assert restarted >= 3, seen
+    # Each host's hook waited until its own workers were busy: all 7 were restarted mid-job.
+    assert restarted >= 7, seen
 
 
 def test_rerun_changes_nothing():

@@ -1,4 +1,10 @@
-"""What provision promises, checked on the scenario's hosts after converge and idempotence."""
+"""What provision promises, checked on the scenario's hosts after converge and idempotence, before any release.
+
+The first file of the `deploy` scenario (until 2026-12-07 a scenario of its own, `provision`):
+converge only provisions; tests/test_2_deploy.py deploys v1 after these tests. md-lb2 (nginx),
+md-app2 and md-db1 started from the bare systemd image, so their packages came from provision's
+apt tasks; md-lb1 (HAProxy) and md-app1 from the stack image (installed and disabled).
+"""
 
 import datetime
 import json
@@ -18,12 +24,35 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = SCENARIO_DIR.parents[1]
 
 
+# Started from the bare systemd image (molecule.yml): what they run, provision installed.
+BARE_HOSTS = ("md-lb2", "md-app2", "md-db1")
+
+
 def host_for(name: str):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 
 
 def in_group(group: str) -> list[str]:
     return RUNNER.get_hosts(group)
+
+
+# What the bare hosts got from provision's apt tasks (none of it is in the systemd image).
+BARE_PACKAGES = {
+    "md-lb2": ["nginx"],
+    "md-app2": ["python3-venv", "python3-pip", "git", "libpq5", "postgresql-client", "acl", "python3.11-venv"],
+    "md-db1": ["postgresql-15", "postgresql-client-15", "python3-psycopg2", "redis-server"],
+}
+
+
+@pytest.mark.parametrize("name", BARE_HOSTS)
+def test_bare_hosts_got_their_packages_from_provision(name):
+    image = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Config.Image}}", name], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert image == "opsbook/systemd:bookworm", (name, image)
+    host = host_for(name)
+    missing = [package for package in BARE_PACKAGES[name] if not host.package(package).is_installed]
+    assert missing == [], (name, missing)
 
 
 @pytest.mark.parametrize("name", in_group("db"))
@@ -104,7 +133,10 @@ def test_load_balancer_answers_and_proxies_to_the_app_hosts(name):
     software = host.ansible.get_variables().get("provision_lb_software", "nginx")
     other = "haproxy" if software == "nginx" else "nginx"
     assert host.service(software).is_running
-    assert not host.package(other).is_installed
+    # The stack image has both installed (and disabled); only the configured one is started.
+    assert not host.service(other).is_running and not host.service(other).is_enabled
+    if name in BARE_HOSTS:
+        assert not host.package(other).is_installed
     assert host.socket("tcp://0.0.0.0:80").is_listening
     # No release is deployed, so the load balancer answers for the app with a gateway error.
     code = host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/health/")
@@ -155,7 +187,7 @@ def maintenance(state: str) -> dict[str, int]:
 def test_maintenance_page_on_nginx_and_haproxy():
     """On: users get 503, Retry-After and the page; /health/ is exempt; a second on changes nothing; off."""
     lbs = in_group("lb")
-    assert sorted(lbs) == ["mp-lb1", "mp-lb2"]
+    assert sorted(lbs) == ["md-lb1", "md-lb2"]
     try:
         changed = maintenance("on")
         # nginx: the flag file; HAProxy: the map file and the running process.
@@ -180,15 +212,16 @@ def test_maintenance_page_on_nginx_and_haproxy():
 
 # --------------------------------------------------------------------------- RQ (issue 20, item 2)
 # group_vars/all/rq.yml: `rq` (count 2: journal-rq-1, journal-rq-2; queues default, emails) and
-# `rq-low` (queue low, rq.worker.SimpleWorker) on the worker host, the RQ scheduler on the
-# scheduler host (every RQ queue). Provision leaves them enabled, not running (no release yet);
-# the `rq_release` fixture gives them a minimal release (a virtualenv with RQ from the lab's
-# wheelhouse, one job module) so that they start, register in Redis and drain on restart.
-RQ_HOST = "mp-app1"  # worker, scheduler and broker
+# `rq-low` (queues low and default, rq.worker.SimpleWorker) on the worker hosts, the RQ scheduler
+# on the scheduler host (every RQ queue). Provision leaves them enabled, not running (no release
+# yet); the `rq_release` fixture gives md-app1's a minimal release (a virtualenv with RQ from the
+# lab's wheelhouse, one job module) so that they start, register in Redis and drain on restart,
+# and takes it away again before the deploy tests.
+RQ_HOST = "md-app1"  # worker and scheduler (Redis is on md-db1)
 RQ_UNITS = {
     "journal-rq-1.service": ("rq-1", ["default", "emails"]),
     "journal-rq-2.service": ("rq-2", ["default", "emails"]),
-    "journal-rq-low.service": ("rq-low", ["low"]),
+    "journal-rq-low.service": ("rq-low", ["low", "default"]),
     "journal-rq-scheduler.service": ("rq-scheduler", ["default", "emails", "low"]),
 }
 RQ_WHEELS = ("rq-", "redis-", "click-", "croniter-", "python_dateutil-", "six-", "async_timeout-")
@@ -261,10 +294,11 @@ def test_rq_units_written_enabled_and_waiting_for_a_release():
         ):
             assert line in text.splitlines(), (unit, line)
         assert "redis://" not in text and "--url" not in words, unit  # the URL is in the env file only
-    # Only the scheduler host has the scheduler; the rq workers are on worker hosts only.
-    for name in in_group("app"):
-        if name not in in_group("worker"):
-            assert not host_for(name).file("/etc/systemd/system/journal-rq-1.service").exists
+    # Only the scheduler host has the scheduler; the other worker host has the RQ workers alone.
+    other = host_for("md-app2")
+    assert "md-app2" in in_group("worker") and "md-app2" not in in_group("scheduler")
+    assert other.file("/etc/systemd/system/journal-rq-1.service").exists
+    assert not other.file("/etc/systemd/system/journal-rq-scheduler.service").exists
 
 
 @pytest.fixture(scope="module")
@@ -297,8 +331,11 @@ def rq_release():
     started = host.run(f"systemctl start {units}", *RQ_UNITS)
     assert started.rc == 0, started.stderr
     yield host
-    host.run(f"systemctl stop {units}", *RQ_UNITS)
-    host.run("rm -rf /srv/journal/current %s /srv/journal/shared/env /tmp/rqwheels", release)
+    # As before the fixture: no release and no env file (the deploy tests' v1 is the first deploy).
+    stopped = host.run(f"systemctl stop {units}", *RQ_UNITS)
+    assert stopped.rc == 0, stopped.stderr
+    cleaned = host.run("rm -rf /srv/journal/current %s /srv/journal/shared/env /tmp/rqwheels", release)
+    assert cleaned.rc == 0, cleaned.stderr
 
 
 def test_rq_workers_run_and_register_in_redis(rq_release):
