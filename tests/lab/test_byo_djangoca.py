@@ -23,7 +23,7 @@ import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
-from lab_helpers import OUTPUT, ansible_playbook, lab_exec
+from lab_helpers import PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -45,41 +45,16 @@ HEALTH = "/admin/login/"
 USER = f"labadmin{int(time.time())}"
 
 
-def task_hosts(output: str, task: str) -> list[str]:
-    """The hosts the first task whose name holds `task` ran on (ok or changed), sorted."""
-    hosts, inside = [], False
-    for line in output.splitlines():
-        if line.startswith("TASK ["):
-            if inside:
-                break
-            inside = task in line
-        elif inside and (m := re.match(r"^(?:changed|ok): \[([^\]]+)\]", line)):
-            hosts.append(m.group(1))
-    return sorted(hosts)
-
-
 def lb_status(path: str = HEALTH) -> int:
     """HTTP status of path through lb1's nginx for django-ca (port 8083)."""
     out = lab_exec("lb1", "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-w", "%{http_code}", LB_URL + path)
     return int(out.stdout or 0)
 
 
-def psql(sql: str) -> str:
-    return lab_exec("db1", "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", APP, "-c", sql).stdout.strip()
-
-
-def slot_release(slot: str) -> str:
-    return lab_exec("app1", "readlink", f"/srv/{APP}/{slot}").stdout.strip().removeprefix("releases/")
-
-
-def active_slot() -> str:
-    return lab_exec("lb1", "cat", f"/etc/opsbook/{APP}-active-slot").stdout.strip()
-
-
 def served() -> dict:
     """The active slot, its release and the status lb1 answers on the admin's login page."""
-    slot = active_slot()
-    return {"slot": slot, "release": slot_release(slot), "lb": lb_status()}
+    slot = active_slot(APP)
+    return {"slot": slot, "release": slot_release(APP, slot), "lb": lb_status()}
 
 
 def in_slot(slot: str, *argv: str, env: dict | None = None) -> str:
@@ -94,26 +69,14 @@ def in_slot(slot: str, *argv: str, env: dict | None = None) -> str:
 
 
 def count_user() -> str:
-    return psql(f"select count(*) from auth_user where username = '{USER}'")
+    return app_psql(APP, f"select count(*) from auth_user where username = '{USER}'")
 
 
 @pytest.fixture(scope="module")
 def byo(lab):
     """Every playbook run of the module, in order, each with its wall time; the log in tests/output."""
-    started = time.monotonic()
-    runs: dict[str, dict] = {}
-    log = (OUTPUT / "byo-djangoca.log").open("w")
-
-    def run(name: str, playbook: str, *extra: str) -> dict:
-        t0 = time.monotonic()
-        result, recap = ansible_playbook(playbook, *extra, inventory=INVENTORY)
-        seconds = round(time.monotonic() - t0)
-        log.write(f"==== {name}: {playbook} {' '.join(extra)} ({seconds} s, rc {result.returncode})\n")
-        log.write(result.stdout + result.stderr)
-        log.flush()
-        runs[name] = {"rc": result.returncode, "out": result.stdout + result.stderr, "recap": recap, "s": seconds}
-        assert result.returncode == 0, f"{name} failed:\n" + (result.stdout + result.stderr)[-5000:]
-        return runs[name]
+    book = PlaybookRuns("byo-djangoca", INVENTORY)
+    runs, run = book.runs, book.run
 
     # A lab left up by an earlier run: its django-ca processes, stopped at the end of that run, back.
     for host in ("app1", "app2"):
@@ -155,11 +118,7 @@ def byo(lab):
         ).split()[-1:]  # fmt: skip
         yield runs
     finally:
-        runs["total"] = {"s": round(time.monotonic() - started)}
-        times = ", ".join(f"{name} {run['s']} s" for name, run in runs.items() if "s" in run)
-        log.write(f"==== wall time: {times}\n")
-        log.close()
-        print(f"test_byo_djangoca wall time: {times}")
+        print(f"test_byo_djangoca wall time: {book.close()}")
         # The lab's later tests walk journal only: django-ca's processes stopped, not left to take CPU.
         for host in ("app1", "app2"):
             lab_exec(host, "systemctl", "stop", f"{APP}-*", check=False)
@@ -213,7 +172,7 @@ def test_a_celery_task_went_through_rabbitmq_to_the_new_slots_workers(byo):
 
 
 def test_the_schema_is_migrated_and_holds_the_user(byo):
-    tables = set(psql("select tablename from pg_tables where schemaname = 'public'").split())
+    tables = set(app_psql(APP, "select tablename from pg_tables where schemaname = 'public'").split())
     assert {"auth_user", "django_migrations", "django_ca_certificateauthority"} <= tables, tables
     assert count_user() == "1"
 
@@ -221,7 +180,7 @@ def test_the_schema_is_migrated_and_holds_the_user(byo):
 def test_the_backup_is_verified_and_counts_the_user(byo):
     manifest = json.loads(lab_exec("db1", "cat", f"/var/backups/opsbook/{APP}/latest.json").stdout)
     assert manifest["verification"]["level"] in ("content", "restore"), manifest["verification"]
-    assert manifest["tables"]["public.auth_user"] == int(psql("select count(*) from auth_user")) >= 1
+    assert manifest["tables"]["public.auth_user"] == int(app_psql(APP, "select count(*) from auth_user")) >= 1
     assert manifest["database"] == APP
 
 
@@ -236,5 +195,5 @@ def test_the_switch_back_serves_3_1_0_again_with_the_data(byo):
     assert after["slot"] == byo["after A"]["slot"] and after["release"] == byo["after A"]["release"], after
     assert after["lb"] == 200, after
     # 3.2.0 keeps running in the other slot, for an instant switch forward again.
-    assert slot_release(byo["after B"]["slot"]) == byo["after B"]["release"]
+    assert slot_release(APP, byo["after B"]["slot"]) == byo["after B"]["release"]
     assert byo["read back"] == ["1"], byo["read back"]
