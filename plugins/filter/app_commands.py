@@ -8,6 +8,7 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.app_commands impo
     argv_in_release,
     commands,
     is_django_migrate,
+    workdir,
 )
 
 DOCUMENTATION = r"""
@@ -23,6 +24,9 @@ description:
   - The companion filters C(app_commands_problems) (validate's list - the problem found, or none),
     C(app_command_argv) (the argv with a bare program taken from the release's virtualenv) and
     C(app_command_is_django_migrate).
+  - C(app_workdir) - the directory the app's processes and commands run in, the release (input) or
+    C(app_workdir) inside it (argument, checked by the validate role); the units, the framework
+    commands and the deploy's Django migration steps take it from here.
 options:
   _input:
     description: The value of C(app_commands), or null for the default.
@@ -42,6 +46,10 @@ EXAMPLES = r"""
 - name: The commands this deploy runs
   ansible.builtin.set_fact:
     commands: "{{ app_commands | default(none) | opsbook.webstack.app_commands(deploy_migrate, deploy_collectstatic) }}"
+
+- name: Where the release's processes run (/srv/journal/current/ca with app_workdir ca)
+  ansible.builtin.debug:
+    msg: "{{ (app_root ~ '/current') | opsbook.webstack.app_workdir(app_workdir | default('')) }}"
 """
 
 RETURN = r"""
@@ -76,6 +84,11 @@ def app_command_is_django_migrate(item):
     return is_django_migrate(dict(item))
 
 
+def app_workdir(release_dir, app_workdir=""):
+    """<release_dir>/<app_workdir>, or release_dir when app_workdir is empty."""
+    return workdir(str(release_dir), "" if app_workdir is None else str(app_workdir))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -83,4 +96,5 @@ class FilterModule:
             "app_commands_problems": app_commands_problems,
             "app_command_argv": app_command_argv,
             "app_command_is_django_migrate": app_command_is_django_migrate,
+            "app_workdir": app_workdir,
         }

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
 from ansible_collections.opsbook.webstack.plugins.filter.app_commands import app_commands_problems
 from ansible_collections.opsbook.webstack.plugins.filter.health_judge import health_rule_problems
+from ansible_collections.opsbook.webstack.plugins.module_utils.app_commands import workdir_problems
 
 DOCUMENTATION = r"""
 name: app_problems
@@ -33,6 +34,8 @@ description:
   - C(app_slots) giving the load balancer servers (a malformed one fails naming C(app_slots), as
     P(opsbook.webstack.app_backends#filter) does); one celery-beat at most, one rq-scheduler at
     most, and distinct unit names (an rq item with C(count) N names C(<name>-1) .. C(<name>-N)).
+  - C(app_workdir) a directory inside the release, relative to it, without C(..) (checked only when the input
+    holds the key).
   - The companion filter C(app_problems_by_host) runs this check, then C(app_commands_problems) and
     C(health_rule_problems), on each host's view from P(opsbook.webstack.play_host_vars#filter)
     (input the views, arguments C(validate_removed_variables) and C(groups)) and returns
@@ -41,8 +44,8 @@ options:
   _input:
     description:
       - The app variables - C(app_name), C(app_user), C(app_root), C(app_http_port), C(app_workers),
-        C(app_slots), and optionally C(app_celery_app), C(app_installer), C(app_install_extras) and
-        C(app_extra_requirements).
+        C(app_slots), and optionally C(app_celery_app), C(app_installer), C(app_install_extras),
+        C(app_extra_requirements) and C(app_workdir).
     type: dict
     required: true
   removed:
@@ -254,6 +257,8 @@ def app_problems(app, removed=None, groups=None, app_group="app") -> list[str]:
             f" {', '.join(celery)} of kind celery or celery-beat. An app without Celery workers needs none."
         )
     problems += _installer_problems(app)
+    if "app_workdir" in app:
+        problems += workdir_problems(app["app_workdir"])
     schedulers = [str(item.get("name")) for item in workers if item.get("kind") == "rq-scheduler"]
     if len(schedulers) > 1:
         problems.append(
@@ -276,7 +281,7 @@ def app_problems_by_host(views, removed=None, groups=None) -> dict:
         app = {key: values.get(key) for key in _VIEW_KEYS}
         app["app_slots"] = values.get("app_slots", {})
         app["app_celery_app"] = values.get("app_celery_app", "")
-        for key in ("app_installer", "app_install_extras", "app_extra_requirements"):
+        for key in ("app_installer", "app_install_extras", "app_extra_requirements", "app_workdir"):
             if key in values:
                 app[key] = values[key]
         set_removed = [item for item in removed or [] if item["name"] in values]

@@ -23,6 +23,8 @@ WHENS = ("before_switch", "after_switch")
 FIELDS = ("name", "argv", "run", "when", "environment", "timeout")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# One part of app_workdir: no leading dot (so no `..`), nothing systemd or a shell would split.
+WORKDIR_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 
 
 def _django(step: str, run: str) -> dict:
@@ -117,6 +119,33 @@ def is_django_migrate(item: dict) -> bool:
     """A Django `manage.py migrate` (the deploy records the migration state before it; a rollback can reverse it)."""
     argv = item.get("argv") or []
     return len(argv) >= 3 and argv[1] == "manage.py" and argv[2] == "migrate"
+
+
+def workdir_problems(value, variable: str = "app_workdir") -> list[str]:
+    """[] when value is a relative path inside the release ('' is the release itself), else the problem."""
+    if value is None or value == "":
+        return []
+    parts = value.split("/") if isinstance(value, str) else []
+    if parts and parts[-1] == "":
+        parts.pop()  # a trailing slash: ca/ is ca
+    if parts and all(WORKDIR_PART.match(part) for part in parts):
+        return []
+    if isinstance(value, str) and value.startswith("/"):
+        why = "it is absolute"
+    elif ".." in parts:
+        why = "it leaves the release (..)"
+    else:
+        why = "each part must be letters, digits, _ . + - without a leading dot, and no part empty"
+    return [
+        f"{variable} ({value!r}) must be a directory inside the release, relative to it, such as ca or"
+        f" src/project (where the app's processes and app_commands run; empty: the release itself): {why}."
+    ]
+
+
+def workdir(release_dir: str, app_workdir: str | None = "") -> str:
+    """The directory the app's processes and commands run in: the release, or app_workdir inside it."""
+    sub = (app_workdir or "").strip("/")
+    return f"{release_dir}/{sub}" if sub else release_dir
 
 
 def argv_in_release(item: dict, release_dir: str) -> list[str]:

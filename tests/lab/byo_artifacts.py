@@ -85,7 +85,7 @@ def wheelhouse(name: str, requirement_sets: list[list[str]], from_source: list[s
             check=True,
             timeout=900,
         )
-    for own in dest.glob(f"{name}-*.whl"):
+    for own in dest.glob(f"{name.replace('-', '_')}-*.whl"):  # a wheel's name has _ for - (django_ca-3.2.0-...)
         own.unlink()
     stamp.write_text(want + "\n")
     return dest

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +92,63 @@ def lab_running() -> bool:
         ["docker", "ps", "-q", "--filter", f"label=org.opsbook.lab={LAB}"], capture_output=True, text=True, check=False
     )
     return bool(result.stdout.strip())
+
+
+def task_hosts(output: str, task: str) -> list[str]:
+    """The hosts the first task whose name holds `task` ran on (ok or changed), sorted."""
+    hosts, inside = [], False
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            if inside:
+                break
+            inside = task in line
+        elif inside and (m := re.match(r"^(?:changed|ok): \[([^\]]+)\]", line)):
+            hosts.append(m.group(1))
+    return sorted(hosts)
+
+
+class PlaybookRuns:
+    """The playbook runs of one lab test module on `inventory`, in order, each with its output, recap
+    and wall time (`runs[name]`), their output in tests/output/<log>.log; `runs` also holds what the
+    module records between them. A failed run fails the module's fixture, naming the run."""
+
+    def __init__(self, log: str, inventory: str) -> None:
+        self.inventory = inventory
+        self.started = time.monotonic()
+        self.runs: dict[str, dict] = {}
+        self.log = (OUTPUT / f"{log}.log").open("w")
+
+    def run(self, name: str, playbook: str, *extra: str) -> dict:
+        t0 = time.monotonic()
+        result, recap = ansible_playbook(playbook, *extra, inventory=self.inventory)
+        seconds = round(time.monotonic() - t0)
+        self.log.write(f"==== {name}: {playbook} {' '.join(extra)} ({seconds} s, rc {result.returncode})\n")
+        self.log.write(result.stdout + result.stderr)
+        self.log.flush()
+        out = result.stdout + result.stderr
+        self.runs[name] = {"rc": result.returncode, "out": out, "recap": recap, "s": seconds}
+        assert result.returncode == 0, f"{name} failed:\n" + out[-5000:]
+        return self.runs[name]
+
+    def close(self) -> str:
+        """Every run's wall time and the total, written to the log and returned."""
+        self.runs["total"] = {"s": round(time.monotonic() - self.started)}
+        times = ", ".join(f"{name} {run['s']} s" for name, run in self.runs.items() if "s" in run)
+        self.log.write(f"==== wall time: {times}\n")
+        self.log.close()
+        return times
+
+
+def app_psql(database: str, sql: str) -> str:
+    """sql in database on db1, as postgres; the rows unaligned, without headers."""
+    return lab_exec("db1", "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", database, "-c", sql).stdout.strip()
+
+
+def slot_release(app: str, slot: str) -> str:
+    """The release the blue-green slot's pointer of app names on app1."""
+    return lab_exec("app1", "readlink", f"/srv/{app}/{slot}").stdout.strip().removeprefix("releases/")
+
+
+def active_slot(app: str) -> str:
+    """The slot lb1 serves for app (the blue-green state file)."""
+    return lab_exec("lb1", "cat", f"/etc/opsbook/{app}-active-slot").stdout.strip()

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
-from lab_helpers import OUTPUT, ansible_playbook, lab_exec
+from lab_helpers import PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -44,19 +44,6 @@ PROJECT = {
 }
 
 
-def task_hosts(output: str, task: str) -> list[str]:
-    """The hosts the first task whose name holds `task` ran on (ok or changed), sorted."""
-    hosts, inside = [], False
-    for line in output.splitlines():
-        if line.startswith("TASK ["):
-            if inside:
-                break
-            inside = task in line
-        elif inside and (m := re.match(r"^(?:changed|ok): \[([^\]]+)\]", line)):
-            hosts.append(m.group(1))
-    return sorted(hosts)
-
-
 def lb_get(path: str, *curl: str) -> tuple[int, str]:
     """(HTTP status, body) of path through lb1's nginx for ihatemoney (port 8082)."""
     out = lab_exec("lb1", "curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", *curl, LB_URL + path).stdout
@@ -64,41 +51,17 @@ def lb_get(path: str, *curl: str) -> tuple[int, str]:
     return int(status or 0), body
 
 
-def psql(sql: str) -> str:
-    return lab_exec("db1", "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", APP, "-c", sql).stdout.strip()
-
-
-def slot_release(slot: str) -> str:
-    return lab_exec("app1", "readlink", f"/srv/{APP}/{slot}").stdout.strip().removeprefix("releases/")
-
-
-def active_slot() -> str:
-    return lab_exec("lb1", "cat", f"/etc/opsbook/{APP}-active-slot").stdout.strip()
-
-
 def served() -> dict:
     """The active slot, its release and what lb1 answers on /healthcheck."""
-    slot = active_slot()
-    return {"slot": slot, "release": slot_release(slot), "lb": lb_get("/healthcheck")}
+    slot = active_slot(APP)
+    return {"slot": slot, "release": slot_release(APP, slot), "lb": lb_get("/healthcheck")}
 
 
 @pytest.fixture(scope="module")
 def byo(lab):
     """Every playbook run of the module, in order, each with its wall time; the log in tests/output."""
-    started = time.monotonic()
-    runs: dict[str, dict] = {}
-    log = (OUTPUT / "byo-ihatemoney.log").open("w")
-
-    def run(name: str, playbook: str, *extra: str) -> dict:
-        t0 = time.monotonic()
-        result, recap = ansible_playbook(playbook, *extra, inventory=INVENTORY)
-        seconds = round(time.monotonic() - t0)
-        log.write(f"==== {name}: {playbook} {' '.join(extra)} ({seconds} s, rc {result.returncode})\n")
-        log.write(result.stdout + result.stderr)
-        log.flush()
-        runs[name] = {"rc": result.returncode, "out": result.stdout + result.stderr, "recap": recap, "s": seconds}
-        assert result.returncode == 0, f"{name} failed:\n" + (result.stdout + result.stderr)[-5000:]
-        return runs[name]
+    book = PlaybookRuns("byo-ihatemoney", INVENTORY)
+    runs, run = book.runs, book.run
 
     # A lab left up by an earlier run: its ihatemoney processes, stopped at the end of that run, back.
     for host in ("app1", "app2"):
@@ -123,11 +86,7 @@ def byo(lab):
         runs["after switch"] = served()
         yield runs
     finally:
-        runs["total"] = {"s": round(time.monotonic() - started)}
-        times = ", ".join(f"{name} {run['s']} s" for name, run in runs.items() if "s" in run)
-        log.write(f"==== wall time: {times}\n")
-        log.close()
-        print(f"test_byo_ihatemoney wall time: {times}")
+        print(f"test_byo_ihatemoney wall time: {book.close()}")
         # The lab's later tests walk journal only: ihatemoney's processes stopped, not left to take CPU.
         for host in ("app1", "app2"):
             lab_exec(host, "systemctl", "stop", f"{APP}-*", check=False)
@@ -170,17 +129,18 @@ def test_7_2_1_went_to_the_idle_slot_under_the_gate_and_lb1_serves_it(byo):
 
 
 def test_the_schema_is_migrated_and_holds_the_project(byo):
-    tables = set(psql("select tablename from pg_tables where schemaname = 'public'").split())
+    tables = set(app_psql(APP, "select tablename from pg_tables where schemaname = 'public'").split())
     assert {"project", "person", "bill", "alembic_version"} <= tables, tables
-    assert psql(f"select count(*) from project where id = '{PROJECT['id']}'") == "1"
-    heads = psql("select version_num from alembic_version")
+    assert app_psql(APP, f"select count(*) from project where id = '{PROJECT['id']}'") == "1"
+    heads = app_psql(APP, "select version_num from alembic_version")
     assert heads, "alembic_version is empty"
 
 
 def test_the_backup_is_verified_and_counts_the_project(byo):
     manifest = json.loads(lab_exec("db1", "cat", f"/var/backups/opsbook/{APP}/latest.json").stdout)
     assert manifest["verification"]["level"] in ("content", "restore"), manifest["verification"]
-    assert manifest["tables"]["public.project"] == int(psql("select count(*) from project")) >= 1, manifest["tables"]
+    projects = int(app_psql(APP, "select count(*) from project"))
+    assert manifest["tables"]["public.project"] == projects >= 1, manifest["tables"]
     assert manifest["database"] == APP
     # Taken while 7.2.1's slot was live: the manifest names that slot's release, not "unknown".
     assert manifest["release"] == byo["after B"]["release"], manifest["release"]
@@ -189,7 +149,8 @@ def test_the_backup_is_verified_and_counts_the_project(byo):
 def test_the_drill_restored_the_backup_into_a_scratch_database(byo):
     drill = byo["drill"]["out"]
     assert re.search(r"Drill: backup \S+ restored into a scratch database", drill), drill[-3000:]
-    assert psql(f"select count(*) from project where id = '{PROJECT['id']}'") == "1"  # the live database untouched
+    # The live database untouched.
+    assert app_psql(APP, f"select count(*) from project where id = '{PROJECT['id']}'") == "1"
 
 
 def test_the_switch_back_serves_7_2_0_again_with_the_data(byo):
@@ -197,6 +158,6 @@ def test_the_switch_back_serves_7_2_0_again_with_the_data(byo):
     assert after["slot"] == byo["after A"]["slot"] and after["release"] == byo["after A"]["release"], after
     assert after["lb"] == (200, "OK"), after
     # 7.2.1 keeps running in the other slot, for an instant switch forward again.
-    assert slot_release(byo["after B"]["slot"]) == byo["after B"]["release"]
+    assert slot_release(APP, byo["after B"]["slot"]) == byo["after B"]["release"]
     status, body = lb_get(f"/api/projects/{PROJECT['id']}", "-u", f"{PROJECT['id']}:{PROJECT['password']}")
     assert status == 200 and json.loads(body)["name"] == PROJECT["name"], (status, body)

@@ -62,6 +62,7 @@ def box():
             time.sleep(0.5)
         setup = (
             "useradd --system --user-group journal && mkdir -p /srv/app/shared /srv/app/releases/r1/venv/bin"
+            " /srv/app/releases/r1/ca"
             " && printf 'APP_SECRET=\"s3cr3t value\"\\n' > /srv/app/shared/env && chmod 600 /srv/app/shared/env"
             " && cat > /srv/app/releases/r1/venv/bin/python && chmod 755 /srv/app/releases/r1/venv/bin/python"
             " && cp /srv/app/releases/r1/venv/bin/python /srv/app/releases/r1/venv/bin/flask"
@@ -72,7 +73,7 @@ def box():
         docker("rm", "-f", name, check=False)
 
 
-def run(tmp_path, box: str, commands) -> tuple[subprocess.CompletedProcess, list[dict]]:
+def run(tmp_path, box: str, commands, **more) -> tuple[subprocess.CompletedProcess, list[dict]]:
     docker("exec", box, "rm", "-f", "/tmp/commands.jsonl")
     inventory = {
         "all": {
@@ -84,6 +85,7 @@ def run(tmp_path, box: str, commands) -> tuple[subprocess.CompletedProcess, list
                 "deploy_release_id": "r1",
                 "app_commands": commands,
                 "ansible_python_interpreter": "/usr/bin/python3",
+                **more,
             },
         }
     }
@@ -119,6 +121,16 @@ def test_the_default_and_a_flask_command_run_as_the_app_user_in_the_release(tmp_
             "secret": "s3cr3t value",
             "lang": "C.UTF-8",
         }
+    ]
+
+
+def test_with_app_workdir_the_commands_run_in_that_directory_of_the_release(tmp_path, box):
+    # django-ca: manage.py is in <release>/ca; the virtualenv stays at the release's top.
+    out, seen = run(tmp_path, box, None, app_workdir="ca")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [(s["argv0"], s["args"], s["cwd"]) for s in seen] == [
+        ("/srv/app/releases/r1/venv/bin/python", "manage.py migrate --noinput", "/srv/app/releases/r1/ca"),
+        ("/srv/app/releases/r1/venv/bin/python", "manage.py collectstatic --noinput", "/srv/app/releases/r1/ca"),
     ]
 
 

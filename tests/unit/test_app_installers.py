@@ -19,6 +19,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
+
+import helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE_SH = ROOT / "roles" / "deploy" / "files" / "release.sh"
@@ -183,6 +186,31 @@ def test_a_sdist_with_extras_and_extra_requirements(tmp_path, wheels):
     assert out.returncode == 0, out.stderr
     assert installed(tmp_path) == {"alpha==1.0", "beta==2.0", "devtool==1.0", "winonly==1.0", "journal-app==3.0"}
     assert (tmp_path / "app" / "releases" / "20261206T000000Z-v1" / "pyproject.toml").is_file()
+
+
+def build_environment(tmp_path: Path, **variables) -> dict:
+    """The environment build.yml gives release.sh, rendered by ansible-playbook from the task itself."""
+    tasks = yaml.safe_load((ROOT / "roles" / "deploy" / "tasks" / "build.yml").read_text())
+    steps = [t for block in tasks for t in block.get("block", [block])]
+    (task,) = [t for t in steps if "RELEASE_EXTRAS" in t.get("environment", {})]
+    play = [{"name": "Render", "hosts": "localhost", "gather_facts": False,
+             "tasks": [{"name": "Show", "ansible.builtin.debug": {"msg": "ENV={{ __env | to_json }}"},
+                        "vars": {"__env": task["environment"]}}]}]  # fmt: skip
+    out = helpers.playbook_on_localhost(tmp_path, yaml.safe_dump(play), variables)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (line,) = [line for line in out.stdout.splitlines() if '"msg": "ENV=' in line]
+    return json.loads(json.loads(line.split('"msg": ', 1)[1]).removeprefix("ENV="))
+
+
+def test_two_extra_requirements_reach_pip_as_two(tmp_path, wheels):
+    """app_extra_requirements as build.yml passes them (django-ca's psycopg and Gunicorn): each installed."""
+    extra = {"app_extra_requirements": ["winonly==1.0", "devtool==1.0"], "app_install_extras": []}
+    extra["deploy_strategy"] = "git"
+    env = {key: str(value) for key, value in build_environment(tmp_path, **extra).items()}
+    assert env["RELEASE_EXTRA_REQUIREMENTS"] == "winonly==1.0 devtool==1.0"
+    out = build(tmp_path, {"requirements.txt": "alpha==1.0\n"}, "requirements", wheels, env=env)
+    assert out.returncode == 0, out.stderr
+    assert installed(tmp_path) == {"alpha==1.0", "beta==2.0", "winonly==1.0", "devtool==1.0"}
 
 
 def test_pyproject_without_pyproject_toml_is_refused_by_name(tmp_path, wheels):

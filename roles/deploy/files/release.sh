@@ -15,8 +15,8 @@
 #       From the environment: RELEASE_STRIP_COMPONENTS (deploy_archive_strip_components) leading
 #       directories dropped from the archive's paths (a PyPI sdist's `<name>-<version>/`);
 #       RELEASE_EXTRAS (app_install_extras, pyproject: the project installed as
-#       `<release>[extra,...]`) and RELEASE_EXTRA_REQUIREMENTS (app_extra_requirements, one a
-#       line: installed in the same pip run, e.g. the gunicorn an app does not depend on).
+#       `<release>[extra,...]`) and RELEASE_EXTRA_REQUIREMENTS (app_extra_requirements, apart by
+#       spaces or lines: installed in the same pip run, e.g. the gunicorn an app does not depend on).
 #       Each CONFIG (a path relative to the release) becomes a link to
 #       <app_root>/shared/config/CONFIG (deploy's app_config_files, rendered there before the
 #       build), replacing what the code has there; the links ship with the release.
@@ -203,15 +203,13 @@ case $mode in
     "$python" -m venv "$rel/venv"
     set -- -q --disable-pip-version-check
     if [ -n "$wheels" ]; then set -- "$@" --no-index --find-links "$wheels"; fi
-    # The extra requirements split on new lines (none holds a space: validate's app_problems),
-    # without globbing (gunicorn[gevent]); pipenv and poetry install only what their lock pins.
+    # The extra requirements split on spaces or new lines (none holds either: validate's
+    # app_problems), without globbing (gunicorn[gevent]); pipenv and poetry install only what
+    # their lock pins.
     case $installer in requirements|pyproject)
       set -f
-      IFS='
-'
       # shellcheck disable=SC2086
       set -- "$@" ${RELEASE_EXTRA_REQUIREMENTS:-}
-      unset IFS
       set +f
     esac
     case $installer in
