@@ -182,6 +182,8 @@ def test_the_backup_is_verified_and_counts_the_user(byo):
     assert manifest["verification"]["level"] in ("content", "restore"), manifest["verification"]
     assert manifest["tables"]["public.auth_user"] == int(app_psql(APP, "select count(*) from auth_user")) >= 1
     assert manifest["database"] == APP
+    # Taken while 3.2.0's slot was live: the manifest names that slot's release (backup:live_release).
+    assert manifest["release"] == byo["after B"]["release"], manifest["release"]
 
 
 def test_the_drill_restored_the_backup_into_a_scratch_database(byo):
