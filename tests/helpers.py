@@ -695,10 +695,11 @@ def playbook_on_localhost(
     extra_vars: Mapping[str, Any],
     callback: str = "default",
     inventory: Path | None = None,
+    options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess:
     """ansible-playbook (this venv's) running `playbook` (its text) on localhost (or on `inventory`)
-    with extra_vars (as a file: any JSON value), from the project directory so its ansible.cfg finds
-    the collection."""
+    with extra_vars (as a file: any JSON value) and options (e.g. --check), from the project
+    directory so its ansible.cfg finds the collection."""
     (tmp_path / "play.yml").write_text(playbook)
     (tmp_path / "extra.json").write_text(json.dumps(dict(extra_vars)))
     where = ["-i", str(inventory)] if inventory else ["-i", "localhost,", "-c", "local"]
@@ -706,7 +707,7 @@ def playbook_on_localhost(
     argv += ["-e", f"@{tmp_path / 'extra.json'}"]
     argv += [] if inventory else ["-e", f"ansible_python_interpreter={sys.executable}"]
     return subprocess.run(
-        [*argv, tmp_path / "play.yml"],
+        [*argv, *options, tmp_path / "play.yml"],
         capture_output=True,
         text=True,
         timeout=300,

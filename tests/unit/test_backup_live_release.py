@@ -7,10 +7,7 @@ given with -e as opsbook_lb_slot_file and opsbook_lb_nginx_upstream), every host
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +16,8 @@ import yaml
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
 from ansible_collections.opsbook.webstack.plugins.filter.nginx_upstream import nginx_upstream
 
-ROOT = Path(__file__).resolve().parents[2]
+import helpers
+
 SLOTS = {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8002}}
 GROUPS = {"lb": ["lb1"], "app": ["app1"]}
 
@@ -66,25 +64,14 @@ def run(tmp_path: Path, slots: dict, *, served: str | None = None, state: str | 
         }
     }
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
     extra = {
         "opsbook_lb_slot_file": str(tmp_path / "active-slot"),
         "opsbook_lb_nginx_upstream": str(tmp_path / "upstream.conf"),
     }
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "playbooks" / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-    }
-    env.pop("ANSIBLE_CONFIG", None)
-    result = subprocess.run(
-        [Path(sys.executable).parent / "ansible-playbook", "-i", tmp_path / "hosts.yml", tmp_path / "play.yml",
-         "-e", json.dumps(extra), *(["--check"] if check else [])],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
+    options = ["--check"] if check else []
+    result = helpers.playbook_on_localhost(tmp_path, PLAYBOOK, extra, inventory=tmp_path / "hosts.yml", options=options)
     found = re.search(r"RELEASE=(\S*)", result.stdout)
-    assert result.returncode == 0 and found, result.stdout[-4000:]
+    assert result.returncode == 0 and found, result.stdout[-4000:] + result.stderr[-2000:]
     return found[1].rstrip('"')
 
 
