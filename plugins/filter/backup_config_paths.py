@@ -15,8 +15,9 @@ description:
   - A pure function, run by the backup role (C(vars/main.yml)) when C(backup_config_paths) is not set.
   - An app, worker or scheduler host saves the app's env file and config directory and its systemd
     units (web and one per C(app_workers) item); a load balancer the nginx site, C(/etc/nginx/opsbook),
-    C(/etc/haproxy/haproxy.cfg) and C(/etc/opsbook); the database host C(/etc/postgresql); the broker
-    host C(/etc/redis), and C(/etc/rabbitmq) too when the broker is RabbitMQ. A host in several
+    C(/etc/haproxy/haproxy.cfg), C(/etc/caddy/Caddyfile), C(/etc/caddy/opsbook) and C(/etc/opsbook);
+    the database host C(/etc/postgresql); the broker host C(/etc/redis), and C(/etc/rabbitmq) too
+    when the broker is RabbitMQ. A host in several
     groups saves each group's paths, each once, in that order.
   - The companion filter C(backup_archives) (input the archive names, arguments C(backup_id) and
     C(app_name)) gives each archive's temporary and published file names for C(backup_publish).
@@ -82,7 +83,13 @@ def backup_config_paths(host, groups, group_names, app_root, app_name, app_worke
         paths += [f"{app_root}/shared/env", f"{app_root}/shared/config", f"/etc/systemd/system/{app_name}.service"]
         paths += [f"/etc/systemd/system/{app_name}-{worker['name']}.service" for worker in app_workers or []]
     if member("lb"):
-        paths += [f"/etc/nginx/sites-available/{app_name}.conf", "/etc/nginx/opsbook", "/etc/haproxy/haproxy.cfg"]
+        paths += [
+            f"/etc/nginx/sites-available/{app_name}.conf",
+            "/etc/nginx/opsbook",
+            "/etc/haproxy/haproxy.cfg",
+            "/etc/caddy/Caddyfile",
+            "/etc/caddy/opsbook",
+        ]
         paths += ["/etc/opsbook"]
     if member("db"):
         paths.append("/etc/postgresql")

@@ -14,6 +14,8 @@ host-group topology. An empty mapping means no blue-green: one web unit per app 
 
 from __future__ import annotations
 
+import re
+
 SLOTS = ("blue", "green")
 
 
@@ -192,12 +194,15 @@ def host_units(
 #
 # Two places say which slot takes traffic: the state file the switch writes on the first load
 # balancer (/etc/opsbook/<app>-active-slot), and that load balancer's own configuration (the
-# nginx upstream file, or the app's backend in haproxy.cfg). The file alone is not enough: when
+# nginx or Caddy upstream file, or the app's backend in haproxy.cfg). The file alone is not enough: when
 # it is missing or damaged, assuming blue would deploy into the slot that serves. live_slot()
 # reads both and decides once, for every play that needs the live slot.
 
 _HAPROXY_SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "peers", "resolvers", "userlist",
                      "mailers", "program", "http-errors", "ring", "cache")  # fmt: skip
+
+
+_CADDY_DOWN = re.compile(r"^\s*#\s*down:\s*to\s+(.+)$")
 
 
 def _strip_comment(line: str) -> str:
@@ -213,6 +218,22 @@ def _nginx_servers(text: str) -> list[tuple[str, str, bool]]:
             rest = words[words.index("server") + 1 :]
             if rest:
                 out.append(("", rest[0], "down" not in rest[1:] and "backup" not in rest[1:]))
+    return out
+
+
+def _caddy_servers(text: str) -> list[tuple[str, str, bool]]:
+    """(name, address, enabled) of each `to` line of a Caddy upstream file (opsbook.webstack.caddy_upstream).
+
+    A server taken out of rotation is a comment (`# down: to host:port`), so Caddy does not see it.
+    """
+    out = []
+    for line in text.splitlines():
+        words = _strip_comment(line).split()
+        down = _CADDY_DOWN.match(line)
+        if words[:1] == ["to"]:
+            out += [("", address, True) for address in words[1:]]
+        elif down:
+            out += [("", address, False) for address in down.group(1).split()]
     return out
 
 
@@ -246,8 +267,10 @@ def served_slot(software: str, text: str, servers: list[dict], backend: str = ""
             return "", f"it has no backend {backend}"
     elif software == "nginx":
         configured = _nginx_servers(text)
+    elif software == "caddy":
+        configured = _caddy_servers(text)
     else:
-        return "", f"load balancer software {software!r} is neither nginx nor haproxy"
+        return "", f"load balancer software {software!r} is not one of {', '.join(LB_SOFTWARE)}"
     enabled = [(name, address) for name, address, on in configured if on]
     if not enabled:
         return "", "it sends traffic to no server"
@@ -343,6 +366,12 @@ LB_SETTINGS = (
         ("deploy_lb_nginx_upstream", "blue_green_nginx_upstream"),
     ),
     (
+        "caddy_upstream",
+        "opsbook_lb_caddy_upstream",
+        "/etc/caddy/opsbook/{app}-upstream.caddy",
+        (),
+    ),
+    (
         "haproxy_socket",
         "opsbook_lb_haproxy_socket",
         "/run/haproxy/admin.sock",
@@ -357,17 +386,19 @@ LB_SETTINGS = (
     # Where the blue-green switch records the slot that takes traffic, on each load balancer.
     ("slot_file", "opsbook_lb_slot_file", "/etc/opsbook/{app}-active-slot", ()),
 )
-# Not a variable: Debian's haproxy.service reads this file.
+# Not variables: Debian's haproxy.service and caddy.service read these files.
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
-LB_SOFTWARE = ("nginx", "haproxy")
+CADDY_CONFIG = "/etc/caddy/Caddyfile"
+LB_SOFTWARE = ("nginx", "haproxy", "caddy")
 
 
 def lb_settings(variables, app_name: str = "") -> dict:
     """The load balancer settings from one host's variables (a mapping), or raise SlotError.
 
-    Returns software, port, nginx_upstream, haproxy_socket, haproxy_backend, slot_file,
-    haproxy_config, config (the file that says which servers take traffic: the nginx upstream
-    file or haproxy.cfg), slot_sources ([slot_file, config], what decides the live slot) and names
+    Returns software, port, nginx_upstream, caddy_upstream, haproxy_socket, haproxy_backend,
+    slot_file, haproxy_config, caddy_config, config (the file that says which servers take traffic:
+    the nginx upstream file, haproxy.cfg or the Caddy upstream file),
+    slot_sources ([slot_file, config], what decides the live slot) and names
     (setting -> the variable it came from, '' for the default).
     """
     app = app_name or variables.get("app_name") or ""
@@ -387,7 +418,9 @@ def lb_settings(variables, app_name: str = "") -> dict:
         out[key] = _lb_value(key, label, value)
         out["names"][key] = name
     out["haproxy_config"] = HAPROXY_CONFIG
-    out["config"] = HAPROXY_CONFIG if out["software"] == "haproxy" else out["nginx_upstream"]
+    out["caddy_config"] = CADDY_CONFIG
+    configs = {"nginx": out["nginx_upstream"], "haproxy": HAPROXY_CONFIG, "caddy": out["caddy_upstream"]}
+    out["config"] = configs[out["software"]]
     # What the live_slot filter reads, in its order: slurp these two (a loop), pass both results.
     out["slot_sources"] = [out["slot_file"], out["config"]]
     return out
@@ -396,7 +429,7 @@ def lb_settings(variables, app_name: str = "") -> dict:
 def _lb_value(key: str, label: str, value):
     if key == "software":
         if value not in LB_SOFTWARE:
-            raise SlotError(f"{label} must be nginx or haproxy, got {value!r}")
+            raise SlotError(f"{label} must be one of {', '.join(LB_SOFTWARE)}, got {value!r}")
         return value
     if key == "port":
         try:

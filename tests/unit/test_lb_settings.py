@@ -1,7 +1,8 @@
 """The load balancer settings and the blue-green slot file, defined once (issue 22 item 4).
 
 opsbook.webstack.lb_settings (module_utils/slots.py LB_SETTINGS) is the one definition of the load
-balancer's software, port, nginx upstream file, HAProxy socket and backend and the slot file; every
+balancer's software (nginx, haproxy or caddy), port, nginx and Caddy upstream files, HAProxy socket
+and backend and the slot file; every
 role reads it. The older names (provision_lb_*, deploy_lb_*, blue_green_*) stay aliases: set, they
 win; unset, the opsbook_lb_* name or the default applies. Checked here by grepping the roles, and
 through ansible-playbook on this machine (inventory group_vars, host_vars and -e, as an inventory
@@ -26,8 +27,11 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.slots import LB_S
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {key: public for key, public, _default, _aliases in LB_SETTINGS}
 ALIASES = {alias: public for _key, public, _default, aliases in LB_SETTINGS for alias in aliases}
-# What only the definition may spell out: the slot file, the HAProxy socket, the nginx upstream file.
-LITERALS = re.compile(r"active-slot|admin\.sock|-upstream\.conf|unix-connect:/|stats socket /")
+# What only the definition may spell out: the slot file, the HAProxy socket, the nginx and Caddy
+# upstream files, Caddy's configuration file.
+LITERALS = re.compile(
+    r"active-slot|admin\.sock|-upstream\.(conf|caddy)|unix-connect:/|stats socket /|/etc/caddy/Caddyfile"
+)
 
 
 def code_lines(path: Path):
@@ -83,7 +87,7 @@ def test_every_alias_is_documented_as_one():
 
 
 def test_the_definition_refuses_bad_values_naming_the_variable():
-    with pytest.raises(SlotError, match=r"opsbook_lb_software must be nginx or haproxy, got 'apache'"):
+    with pytest.raises(SlotError, match=r"opsbook_lb_software must be one of nginx, haproxy, caddy, got 'apache'"):
         lb_settings({"app_name": "journal", "opsbook_lb_software": "apache"})
     with pytest.raises(SlotError, match=r"deploy_lb_port \(older name of opsbook_lb_port\) must be a port"):
         lb_settings({"app_name": "journal", "deploy_lb_port": "eighty"})
@@ -93,6 +97,8 @@ def test_the_definition_refuses_bad_values_naming_the_variable():
         SlotError, match=r"provision_lb_port=8080, deploy_lb_port=9090 are older names of opsbook_lb_port"
     ):
         lb_settings({"app_name": "journal", "provision_lb_port": 8080, "deploy_lb_port": 9090})
+    with pytest.raises(SlotError, match=r"opsbook_lb_caddy_upstream must be an absolute path, got 'up.caddy'"):
+        lb_settings({"app_name": "journal", "opsbook_lb_caddy_upstream": "up.caddy"})
     # the same value under two older names is no conflict
     assert lb_settings({"app_name": "journal", "provision_lb_port": 8080, "deploy_lb_port": "8080"})["port"] == 8080
 
@@ -151,6 +157,8 @@ def test_older_names_win_when_set_and_the_new_ones_apply_otherwise(tmp_path):
                 "blue_green_only": {**LOCAL, "blue_green_lb_port": 8092},
                 "conflict": {**LOCAL, "deploy_lb_software": "haproxy", "provision_lb_software": "nginx"},
                 "bad": {**LOCAL, "opsbook_lb_software": "apache"},
+                # Caddy (issue 20 item 3): its upstream file is what says which servers take traffic
+                "caddy": {**LOCAL, "opsbook_lb_software": "caddy", "opsbook_lb_port": 8083},
             },
         }
     }
@@ -163,7 +171,7 @@ def test_older_names_win_when_set_and_the_new_ones_apply_otherwise(tmp_path):
         m[1]: json.loads(base64.b64decode(m[2]))
         for m in re.finditer(r"SETTINGS (\w+) ([A-Za-z0-9+/=]{20,})\"", result.stdout)
     }
-    assert sorted(got) == ["blue_green_only", "new", "old"], result.stdout[-4000:]
+    assert sorted(got) == ["blue_green_only", "caddy", "new", "old"], result.stdout[-4000:]
 
     assert got["new"]["software"] == "haproxy" and got["new"]["port"] == 8081
     assert got["new"]["haproxy_socket"] == "/run/haproxy/admin.sock"  # the default
@@ -185,7 +193,11 @@ def test_older_names_win_when_set_and_the_new_ones_apply_otherwise(tmp_path):
         old["names"]["port"] == "provision_lb_port" and old["names"]["haproxy_backend"] == "blue_green_haproxy_backend"
     )
     assert got["blue_green_only"]["port"] == 8092 and got["blue_green_only"]["software"] == "haproxy"
+    caddy = got["caddy"]
+    assert (caddy["software"], caddy["port"], caddy["caddy_config"]) == ("caddy", 8083, "/etc/caddy/Caddyfile")
+    assert caddy["caddy_upstream"] == caddy["config"] == "/etc/caddy/opsbook/journal-upstream.caddy"
+    assert caddy["slot_sources"] == ["/srv/slot", "/etc/caddy/opsbook/journal-upstream.caddy"]
 
     text = " ".join(result.stdout.split())
     assert "provision_lb_software='nginx', deploy_lb_software='haproxy' are older names of opsbook_lb_software" in text
-    assert "opsbook_lb_software must be nginx or haproxy, got 'apache'" in text
+    assert "opsbook_lb_software must be one of nginx, haproxy, caddy, got 'apache'" in text

@@ -22,6 +22,8 @@ def test_a_host_saves_the_configuration_of_each_of_its_groups_once() -> None:
         "/etc/nginx/sites-available/shop.conf",
         "/etc/nginx/opsbook",
         "/etc/haproxy/haproxy.cfg",
+        "/etc/caddy/Caddyfile",
+        "/etc/caddy/opsbook",
         "/etc/opsbook",
     ]
     assert backup_config_paths("db1", groups, names, "/srv/shop", "shop") == ["/etc/postgresql", "/etc/redis"]

@@ -2,7 +2,8 @@
 
 Issue 19 item 11: with the state file missing or unreadable, the role assumed blue and could deploy
 into the slot that serves. The configurations here are the ones the roles write: the nginx upstream
-from opsbook.webstack.nginx_upstream, haproxy.cfg from provision's template.
+from opsbook.webstack.nginx_upstream, haproxy.cfg from provision's template, the Caddy upstream from
+opsbook.webstack.caddy_upstream (issue 20 item 3), with a server taken out by caddy_upstream_server.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jinja2
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
+from ansible_collections.opsbook.webstack.plugins.filter.caddy_upstream import caddy_upstream
 from ansible_collections.opsbook.webstack.plugins.filter.live_slot import live_slot_filter
 from ansible_collections.opsbook.webstack.plugins.filter.nginx_upstream import nginx_upstream
 from ansible_collections.opsbook.webstack.plugins.module_utils.slots import lb_settings, served_slot
@@ -25,6 +27,9 @@ HOST_GROUPS = {"blue": {"group": "app_blue", "port": 8000}, "green": {"group": "
 STATE = "/etc/opsbook/journal-active-slot"
 UPSTREAM = "/etc/nginx/opsbook/journal-upstream.conf"
 HAPROXY = "/etc/haproxy/haproxy.cfg"
+CADDY = "/etc/caddy/opsbook/journal-upstream.caddy"
+CONFIG = {"nginx": UPSTREAM, "haproxy": HAPROXY, "caddy": CADDY}
+SOFTWARE = list(CONFIG)
 
 
 def nginx(slots: dict, active: str) -> str:
@@ -45,8 +50,12 @@ def haproxy(slots: dict, active: str) -> str:
     )
 
 
+def caddy(slots: dict, active: str) -> str:
+    return caddy_upstream(app_backends(slots, GROUPS, "app", 8000, active))
+
+
 def render(software: str, slots: dict, active: str) -> str:
-    return nginx(slots, active) if software == "nginx" else haproxy(slots, active)
+    return {"nginx": nginx, "haproxy": haproxy, "caddy": caddy}[software](slots, active)
 
 
 def read(text: str | None, msg: str = "") -> dict:
@@ -66,24 +75,30 @@ def decide(state: dict, config: dict, software: str = "nginx", slots: dict = POR
         backend="journal_app",
         host="lb1",
         state_path=STATE,
-        config_path=UPSTREAM if software == "nginx" else HAPROXY,
+        config_path=CONFIG[software],
     )
 
 
 # Unparseable configurations: each says no single slot takes traffic.
 def both_slots(software: str) -> str:
+    if software == "caddy":
+        return caddy(PORTS, "blue") + "to app1:8002\n"
     if software == "nginx":
         return nginx(PORTS, "blue").replace("keepalive", "server app1:8002;\n    keepalive")
     return haproxy(PORTS, "blue").replace(" disabled", "")
 
 
 def no_server(software: str) -> str:
+    if software == "caddy":  # every server taken out (caddy_upstream_server's comment)
+        return caddy(PORTS, "blue").replace("\nto ", "\n# down: to ")
     if software == "nginx":
         return "upstream journal_app {\n    keepalive 16;\n}\n"
     return haproxy(PORTS, "blue").replace("inter 2s fall 3 rise 2\n", "inter 2s fall 3 rise 2 disabled\n")
 
 
 def foreign_server(software: str) -> str:
+    if software == "caddy":
+        return caddy(PORTS, "blue") + "to 10.0.0.9:9000\n"
     if software == "nginx":
         return "upstream journal_app {\n    server 10.0.0.9:9000;\n}\n"
     return haproxy(PORTS, "blue").replace("server app1-blue app1:8001", "server old1 10.0.0.9:9000")
@@ -119,7 +134,7 @@ STATES = {
 }
 
 
-@pytest.mark.parametrize("software", ["nginx", "haproxy"])
+@pytest.mark.parametrize("software", SOFTWARE)
 @pytest.mark.parametrize("state", list(STATES))
 @pytest.mark.parametrize("config", ["blue", "green", *UNPARSEABLE])
 def test_the_live_slot_for_every_state_file_and_configuration(software, state, config):
@@ -135,7 +150,7 @@ def test_the_live_slot_for_every_state_file_and_configuration(software, state, c
         assert got["slot"] == "", got
         assert got["error"].startswith("The live slot is unclear, so nothing was changed")
         assert f"{STATE} on lb1 says {recorded}" in got["error"]
-        config_path = UPSTREAM if software == "nginx" else HAPROXY
+        config_path = CONFIG[software]
         assert f"{config_path} ({software}) on lb1 sends traffic to {served}" in got["error"]
         assert f"echo {served} > {STATE}" in got["error"]
     elif recorded:
@@ -156,12 +171,12 @@ def test_the_live_slot_for_every_state_file_and_configuration(software, state, c
 
 def test_the_state_file_missing_after_a_switch_to_green_is_not_blue():
     """The case of issue 19 item 11, as the lab has it after blue_green.yml put v2 on green."""
-    for software in ("nginx", "haproxy"):
+    for software in SOFTWARE:
         got = decide(read(None), read(render(software, PORTS, "green")), software)
         assert got["slot"] == "green", got
 
 
-@pytest.mark.parametrize("software", ["nginx", "haproxy"])
+@pytest.mark.parametrize("software", SOFTWARE)
 @pytest.mark.parametrize("active", ["blue", "green"])
 def test_host_group_topology_is_read_by_host(software, active):
     """One slot per host on the same port: the address's host tells the slot."""
@@ -194,11 +209,11 @@ def test_without_slots_there_is_no_live_slot():
         live_slot_filter(read("blue"), read(""), {}, GROUPS, "nginx")
 
 
-@pytest.mark.parametrize("software", ["nginx", "haproxy"])
+@pytest.mark.parametrize("software", SOFTWARE)
 def test_the_load_balancer_settings_give_software_backend_and_paths(software):
     """lb= (opsbook.webstack.lb_settings, as the roles pass it) decides as the arguments one by one do."""
     lb = lb_settings({"app_name": "journal", "opsbook_lb_software": software})
-    assert lb["slot_sources"] == [STATE, UPSTREAM if software == "nginx" else HAPROXY]
+    assert lb["slot_sources"] == [STATE, CONFIG[software]]
     state, config = read("blue\n"), read(render(software, PORTS, "green"))
     got = live_slot_filter(state, config, PORTS, GROUPS, lb=lb, host="lb1")
     assert got == decide(state, config, software)
@@ -211,3 +226,14 @@ def test_a_backend_of_another_name_is_read_through_the_settings():
     text = render("haproxy", PORTS, "green").replace("journal_app", "web")
     assert live_slot_filter(read(None), read(text), PORTS, GROUPS, lb=lb)["slot"] == "green"
     assert live_slot_filter(read(None), read(text), PORTS, GROUPS, "haproxy", backend="journal_app")["slot"] == ""
+
+
+def test_caddy_servers_taken_out_take_no_traffic_and_the_header_is_not_trusted():
+    """A rolling deploy comments a server out (`# down: to ...`); the `to` lines decide, not `# Slot:`."""
+    servers = app_backends(PORTS, GROUPS, "app", 0)
+    text = caddy(PORTS, "green").replace("to app1:8002", "# down: to app1:8002")
+    assert served_slot("caddy", text, servers) == ("green", "")
+    text += "# down: to app1:8001\n# a comment naming to app2:8001\n"
+    assert served_slot("caddy", text.replace("# Slot: green", "# Slot: blue"), servers) == ("green", "")
+    # several upstreams on one `to` line are each read
+    assert served_slot("caddy", "to app1:8001 app2:8002\n", servers) == ("", "it sends traffic to both slots")
