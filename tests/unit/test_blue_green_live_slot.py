@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
+from ansible_collections.opsbook.webstack.plugins.filter.caddy_upstream import caddy_upstream
 from ansible_collections.opsbook.webstack.plugins.filter.nginx_upstream import nginx_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,3 +157,20 @@ def test_the_older_name_of_the_upstream_file_still_works_and_wins(tmp_path):
     result = plan(tmp_path)
     assert result.returncode == 2 and "CHOICE" not in result.stdout, result.stdout[-4000:]
     assert f"{tmp_path / 'upstream.conf'}" in " ".join(result.stdout.split())
+
+
+def test_behind_caddy_the_upstream_file_tells_the_live_slot(tmp_path):
+    """Issue 20 item 3: with opsbook_lb_software caddy the role reads Caddy's upstream file (a line
+    commented out as a rolling restart leaves it, `# down: to ...`, takes no traffic): green serves, the
+    deploy goes to blue; a state file saying blue is refused naming the Caddy file."""
+    slots_after_a_switch_to_green(tmp_path)
+    text = caddy_upstream(app_backends(PORTS, GROUPS, "app", 8000, "green"))
+    (tmp_path / "journal-upstream.caddy").write_text(text + "# down: to app1:8001\n")
+    caddy = {"opsbook_lb_software": "caddy", "opsbook_lb_caddy_upstream": str(tmp_path / "journal-upstream.caddy")}
+    (tmp_path / "upstream.conf").unlink()  # nginx's file is not read behind Caddy
+    assert choice(plan(tmp_path, **caddy)) == ("green", "blue")
+    (tmp_path / "active-slot").write_text("blue\n")
+    result = plan(tmp_path, **caddy)
+    assert result.returncode == 2 and "CHOICE" not in result.stdout, result.stdout[-4000:]
+    message = " ".join(result.stdout.split())
+    assert f"{tmp_path / 'journal-upstream.caddy'} (caddy) on lb1 sends traffic to green" in message, message[-3000:]

@@ -42,8 +42,12 @@ TEMPLATES = ROOT / "roles" / "provision" / "templates"
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     version = ""
+    # The Host header of each request for the health path (Caddy's active checks).
+    checks: list = []
 
     def do_GET(self):  # noqa: N802 - http.server's name
+        if self.path == "/version/" and self.headers.get("User-Agent", "").startswith("Go-http-client"):
+            self.checks.append(self.headers.get("Host"))
         data = json.dumps({"status": "ok", "version": self.version, "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -90,6 +94,7 @@ def caddy(tmp_path):
     site = render(
         "caddy-site.caddyfile.j2",
         app_name="journal",
+        app_server_name="journal.test www.journal.test",
         __provision_lb={"port": http_port, "caddy_upstream": str(upstream)},
         provision_lb_maintenance_exempt_paths=["/health/"],
         provision_lb_maintenance_retry_after=300,
@@ -187,6 +192,12 @@ def test_check_mode_and_a_refused_configuration_change_nothing(caddy):
     assert versions(caddy["url"]) == {"r1", "r2"}
     missing = mark(caddy, 1, "up")
     assert missing.failed and "no `to 127.0.0.1:1` line" in missing.msg, missing.data
+
+
+def test_the_active_health_check_asks_with_the_apps_server_name(caddy):
+    """An app that checks the Host header (Django's ALLOWED_HOSTS) must not see the upstream's address."""
+    helpers.wait_until(lambda: len(Handler.checks) >= 2, timeout=10, what="Caddy's active health checks")
+    assert set(Handler.checks) == {"journal.test"}, Handler.checks
 
 
 def test_the_site_serves_the_maintenance_page_and_https(caddy):
