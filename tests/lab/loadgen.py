@@ -31,12 +31,20 @@ import urllib.parse
 
 class LoadGenerator:
     def __init__(
-        self, url: str, threads: int = 4, timeout: float = 10.0, keepalive: bool = True, rate: float = 0
+        self,
+        url: str,
+        threads: int = 4,
+        timeout: float = 10.0,
+        keepalive: bool = True,
+        rate: float = 0,
+        host_header: str = "",
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.path = parts.path or "/"
         self.threads, self.timeout, self.keepalive = threads, timeout, keepalive
+        # The Host header to send instead of the URL's (an app that checks it: Django's ALLOWED_HOSTS).
+        self.host_header = host_header
         # Seconds between two requests of one thread; 0 sends back to back.
         self.interval = threads / rate if rate > 0 else 0.0
         self.lock = threading.Lock()
@@ -55,6 +63,8 @@ class LoadGenerator:
     def _one(self, conn: http.client.HTTPConnection) -> tuple[str, bytes | None]:
         """Send one request; 'ok', 'retry' (closed before any response byte) or an error name."""
         headers = {} if self.keepalive else {"Connection": "close"}
+        if self.host_header:
+            headers["Host"] = self.host_header
         try:
             conn.request("GET", self.path, headers=headers)
             response = conn.getresponse()

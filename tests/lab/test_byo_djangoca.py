@@ -10,20 +10,29 @@ app_workdir runs Gunicorn, the Celery worker and beat, migrate and collectstatic
 module-scoped run, six playbooks: provision (RabbitMQ from Debian on db1, with django-ca's vhost
 and user), blue_green.yml 3.1.0 (blue on a new lab), blue_green.yml 3.2.0 to the idle slot under
 the gate and switched, backup.yml, restore.yml drill and blue_green_switch.yml back to 3.1.0 (the
-rollback: with slots, rollback.yml refuses and the switch back is instant). Between them, without
-a playbook: a Django user created by 3.1.0's manage.py, and a Celery task sent through RabbitMQ
-to 3.2.0's workers. The tests read what each left.
+rollback: with slots, rollback.yml refuses and the switch back is instant), then restart.yml of the
+live slot's web processes. Between them, without a playbook: a Django user created by 3.1.0's
+manage.py, and a Celery task sent through RabbitMQ to 3.2.0's workers. The tests read what each left.
+
+lb1 serves django-ca with Caddy (opsbook_lb_software: caddy in inventories/lab_djangoca, issue 20
+item 3), beside nginx serving journal: both switches and the restart run under a constant load
+through Caddy (tests/lab/loadgen.py, 50 requests/s), which must fail no request. The switches
+rewrite Caddy's upstream file and reload it; the restart takes each app host out of Caddy and back
+(roles/deploy/tasks/lb.yml, the rolling drain deploy.yml uses too).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
-from lab_helpers import PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
+from lab_helpers import LAB, PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
+from loadgen import LoadGenerator
 
 pytestmark = pytest.mark.lab
 
@@ -46,7 +55,7 @@ USER = f"labadmin{int(time.time())}"
 
 
 def lb_status(path: str = HEALTH) -> int:
-    """HTTP status of path through lb1's nginx for django-ca (port 8083)."""
+    """HTTP status of path through lb1's Caddy for django-ca (port 8083)."""
     out = lab_exec("lb1", "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-w", "%{http_code}", LB_URL + path)
     return int(out.stdout or 0)
 
@@ -68,6 +77,15 @@ def in_slot(slot: str, *argv: str, env: dict | None = None) -> str:
     ).stdout  # fmt: skip
 
 
+def lb_address() -> str:
+    """lb1's address on the lab network: the load generator on this machine sends to its port 8083."""
+    shown = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", f"{LAB}-lb1"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return shown[0]
+
+
 def count_user() -> str:
     return app_psql(APP, f"select count(*) from auth_user where username = '{USER}'")
 
@@ -77,6 +95,18 @@ def byo(lab):
     """Every playbook run of the module, in order, each with its wall time; the log in tests/output."""
     book = PlaybookRuns("byo-djangoca", INVENTORY)
     runs, run = book.runs, book.run
+    rate = float(os.environ.get("LOAD_RATE", "50"))
+
+    def under_load(name: str, *argv: str) -> None:
+        """A playbook run while the load generator sends through lb1's Caddy; its counts in runs[name]."""
+        url = f"http://{lb_address()}:8083{HEALTH}"
+        # Django's ALLOWED_HOSTS: the lab's server name, so that every request reaches the login page.
+        load = LoadGenerator(url, threads=4, rate=rate, host_header="ca.lab.test").start()
+        try:
+            run(name, *argv)
+        finally:
+            runs[name]["load"] = load.stop()
+            book.log.write(f"==== {name}: requests through Caddy: {json.dumps(runs[name]['load'])}\n")
 
     # A lab left up by an earlier run: its django-ca processes, stopped at the end of that run, back.
     for host in ("app1", "app2"):
@@ -94,7 +124,7 @@ def byo(lab):
         env = {"DJANGO_SUPERUSER_PASSWORD": "lab-admin-password", "DJANGO_SUPERUSER_EMAIL": "lab@example.org"}
         slot = runs["after A"]["slot"]
         in_slot(slot, "python", "manage.py", "createsuperuser", "--noinput", "--username", USER, env=env)
-        run("deploy B", "blue_green.yml", "-e", "deploy_ref=3.2.0")
+        under_load("deploy B", "blue_green.yml", "-e", "deploy_ref=3.2.0")
         runs["after B"] = served()
         # A task through RabbitMQ to 3.2.0's workers: `celery call` publishes it, a worker logs it done.
         slot = runs["after B"]["slot"]
@@ -109,8 +139,15 @@ def byo(lab):
             )
         run("backup", "backup.yml")
         run("drill", "restore.yml", "-e", "restore_mode=drill")
-        run("switch back", "blue_green_switch.yml")
+        under_load("switch back", "blue_green_switch.yml")
         runs["after switch"] = served()
+        # The rolling drain behind Caddy: each app host out of lb1's Caddy, its web restarted, back in.
+        under_load("restart", "restart.yml", "-e", "restart_scope=web")
+        runs["caddy"] = {
+            "server": lab_exec("lb1", "curl", "-sI", "--max-time", "10", LB_URL + HEALTH).stdout,
+            "active": lab_exec("lb1", "systemctl", "is-active", "caddy.service", check=False).stdout.strip(),
+            "upstream": lab_exec("lb1", "cat", f"/etc/caddy/opsbook/{APP}-upstream.caddy").stdout,
+        }
         # Django 5.2's shell first says what it imported: the count is the last word.
         runs["read back"] = in_slot(
             runs["after switch"]["slot"], "python", "manage.py", "shell", "-c",
@@ -199,3 +236,25 @@ def test_the_switch_back_serves_3_1_0_again_with_the_data(byo):
     # 3.2.0 keeps running in the other slot, for an instant switch forward again.
     assert slot_release(APP, byo["after B"]["slot"]) == byo["after B"]["release"]
     assert byo["read back"] == ["1"], byo["read back"]
+
+
+def test_lb1_serves_django_ca_with_caddy_and_no_request_failed_through_it(byo):
+    """Issue 20 item 3: Caddy answers on 8083 (its Server header), its upstream file lists the live
+    slot's servers again after the restart, and no request failed during the switch to 3.2.0, the
+    switch back, or the restart that took each host out of Caddy and back."""
+    caddy = byo["caddy"]
+    assert caddy["active"] == "active", caddy
+    assert re.search(r"^Server: Caddy\r?$", caddy["server"], re.M | re.I), caddy["server"]
+    port = 8121 if byo["after switch"]["slot"] == "blue" else 8122
+    assert [line for line in caddy["upstream"].splitlines() if not line.startswith("#")] == [
+        f"to app1:{port}",
+        f"to app2:{port}",
+    ], caddy["upstream"]
+    for name in ("deploy B", "switch back", "restart"):
+        load = byo[name]["load"]
+        assert load["failed"] == 0 and load["ok"] >= 100, (name, load)
+    # The restart took each host out of Caddy and back in (upstream file edited, validated, reloaded).
+    tasks = byo["restart"]["out"].split("TASK [")
+    sections = [task for task in tasks if "Mark the Caddy upstream server" in task[:200]]
+    marked = re.findall(r"^changed: \[(app\d) -> lb1\b", "".join(sections), re.M)
+    assert sorted(marked) == ["app1", "app1", "app2", "app2"], byo["restart"]["out"][-3000:]
