@@ -23,7 +23,17 @@ import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
-from lab_helpers import PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
+from lab_helpers import (
+    REDIS_TASKS,
+    PlaybookRuns,
+    active_slot,
+    app_psql,
+    config_archive,
+    env_file_names,
+    lab_exec,
+    slot_release,
+    task_hosts,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -199,3 +209,17 @@ def test_the_switch_back_serves_3_1_0_again_with_the_data(byo):
     # 3.2.0 keeps running in the other slot, for an instant switch forward again.
     assert slot_release(APP, byo["after B"]["slot"]) == byo["after B"]["release"]
     assert byo["read back"] == ["1"], byo["read back"]
+
+
+def test_django_ca_gets_rabbitmq_and_no_redis(byo):
+    """app_redis: false (Celery on RabbitMQ, no result backend, no cache server): provision ran none of its
+    Redis tasks (the redis-server db1 runs in this lab is the demo's journal's), the environment file names
+    the RabbitMQ broker and no Redis, and the configuration backup of db1 holds /etc/rabbitmq, not /etc/redis."""
+    out = byo["provision"]["out"]
+    assert [task for task in REDIS_TASKS if task in out] == [], out[-3000:]
+    for host in ("app1", "app2"):
+        names = env_file_names(APP, host)
+        assert "CELERY_BROKER_URL" in names and not names & {"REDIS_URL", "RQ_REDIS_URL"}, names
+    saved = config_archive(APP, "db1")
+    assert any(path.startswith("etc/rabbitmq/") for path in saved), saved
+    assert not [path for path in saved if path.startswith("etc/redis")], saved
