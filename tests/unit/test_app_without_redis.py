@@ -163,9 +163,12 @@ def task(path: str, name: str) -> dict:
     return found
 
 
-def render(tmp_path: Path, host: str, app: dict, role_files: list[str], show: dict[str, str]) -> dict:
+def render(
+    tmp_path: Path, host: str, app: dict, role_files: list[str], show: dict[str, str], extra: dict | None = None
+) -> dict:
     """ansible-playbook on an inventory of local hosts: each expression of `show`, rendered on `host` with the
-    app's variables and the roles' defaults and vars files, read back as JSON."""
+    app's variables and the roles' defaults and vars files (extra: as -e, above the roles' defaults), read back as
+    JSON."""
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     common = {
         "app_root": f"/srv/{app['app_name']}",
@@ -208,7 +211,7 @@ def render(tmp_path: Path, host: str, app: dict, role_files: list[str], show: di
             ],
         }
     ]
-    out = helpers.playbook_on_localhost(tmp_path, yaml.safe_dump(play), {}, inventory=tmp_path / "hosts.yml")
+    out = helpers.playbook_on_localhost(tmp_path, yaml.safe_dump(play), extra or {}, inventory=tmp_path / "hosts.yml")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert SECRET not in out.stdout + out.stderr
     return json.loads((tmp_path / "out.json").read_text())
@@ -340,3 +343,26 @@ def test_the_configuration_backup_saves_no_redis_conf_without_redis(tmp_path: Pa
     out = render(tmp_path, "db1", app, BACKUP, {"paths": "{{ __backup_config_paths }}"})
     assert [p for p in out["paths"] if p.startswith(("/etc/redis", "/etc/rabbitmq"))] == expected, out
     assert "/etc/postgresql" in out["paths"]
+
+
+CELERY = ["celery/defaults/main.yml", "celery/vars/main.yml"]
+HAS_BROKER = task("roles/celery/tasks/input.yml", "CELERY | Check that the app has the broker the backend needs")[
+    "ansible.builtin.assert"
+]["that"][0]
+
+
+@pytest.mark.parametrize(
+    ("app", "backend", "passes"),
+    [
+        (IHATEMONEY, "celery", False),
+        (IHATEMONEY, "rq", False),
+        (DJANGOCA, "celery", True),
+        (DJANGOCA, "rq", False),
+        (JOURNAL, "celery", True),
+        (JOURNAL, "rq", True),
+    ],
+    ids=["ihatemoney-celery", "ihatemoney-rq", "djangoca-celery", "djangoca-rq", "default-celery", "default-rq"],
+)
+def test_celery_yml_refuses_a_backend_the_app_has_no_broker_for(tmp_path: Path, app, backend, passes) -> None:
+    out = render(tmp_path, "app1", app, CELERY, {"ok": "{{ " + HAS_BROKER + " }}"}, {"celery_backend": backend})
+    assert out["ok"] is passes
