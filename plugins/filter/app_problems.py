@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
 from ansible_collections.opsbook.webstack.plugins.filter.app_commands import app_commands_problems
+from ansible_collections.opsbook.webstack.plugins.filter.compose_problems import compose_problems
 from ansible_collections.opsbook.webstack.plugins.filter.health_judge import health_rule_problems
 from ansible_collections.opsbook.webstack.plugins.module_utils.app_commands import workdir_problems
 
@@ -343,6 +344,7 @@ def app_problems_by_host(views, removed=None, groups=None) -> dict:
             app_problems(app, removed=set_removed, groups=groups, app_group=values.get("opsbook_group_app", "app"))
             + app_commands_problems(values.get("app_commands"))
             + health_rule_problems(values.get("app_health_expect"), values.get("app_version_source"))
+            + compose_problems(values)
         )
     return problems
 
