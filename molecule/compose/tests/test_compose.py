@@ -18,12 +18,13 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
 
-from molecule_scenario import host, no_failed_request, playbook, under_load  # noqa: E402
+from molecule_scenario import SCENARIO_DIR, host, no_failed_request, playbook, under_load  # noqa: E402
 
 LBS = ("mc-lb1",)
 APP_HOSTS = ("mc-app1", "mc-app2")
 HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS, "mc-db1")}
-SERVICES = {"mc-app1": ["beat", "web", "worker"], "mc-app2": ["web", "worker"]}
+SERVICES = {"mc-app1": ["beat", "rq", "web", "worker"], "mc-app2": ["rq", "web", "worker"]}
+HOOK_JOBS = "/tmp/opsbook-hook-rq-jobs"  # noqa: S108 (on the app hosts; hooks/before_restart.yml writes it)
 # group_vars/all/zz-compose.yml's database password, as the containers must see it.
 DB_PASSWORD = 'c0mp"ose $HOME ${PATH} `id` \\t\\n #x'  # noqa: S105 (the lab's, not a secret)
 
@@ -121,9 +122,25 @@ def test_the_containers_read_the_env_file_as_written():
         assert "c0mp" not in ps.stdout
 
 
+def rq_jobs(name: str) -> dict[str, dict]:
+    """The hook's jobs noted on host name: {job id: {status, result}}, read through that host's RQ worker."""
+    ids = HOSTS[name].run(f"cat {HOOK_JOBS}").stdout.split()
+    out = HOSTS[name].run(
+        "docker exec journal-rq-1 python -c %s %s",
+        "import json, os, sys; from redis import Redis; from rq.job import Job;"
+        " r = Redis.from_url(os.environ['RQ_REDIS_URL']);"
+        " print(json.dumps({i: {'status': str(Job.fetch(i, connection=r).get_status()),"
+        " 'result': Job.fetch(i, connection=r).return_value()} for i in sys.argv[1].split(',')}))",
+        ",".join(ids),
+    )
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
     v1 = host_release("mc-app1")
-    (result, _), counts = under_load(LBS, lambda: deploy("v2"))
+    hooks = json.dumps({"deploy_hooks": {"before_restart": str(SCENARIO_DIR / "hooks" / "before_restart.yml")}})
+    (result, _), counts = under_load(LBS, lambda: deploy("v2", "-e", hooks))
     assert result.returncode == 0, result.stdout[-6000:]
     no_failed_request(counts, at_least=500)
     assert sorted(v.rsplit("-", 1)[-1] for v in counts["mc-lb1"]["versions"]) == ["v1", "v2"], counts
@@ -137,6 +154,17 @@ def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
         # No one-off container is left behind.
         assert HOSTS[name].run("docker ps -a --filter label=com.docker.compose.oneoff=True -q").stdout.strip() == ""
     assert served() == {release}
+
+
+def test_v2_replaced_each_rq_worker_only_after_its_running_job_finished():
+    """The hook gave each host's RQ worker an 8 s job just before its containers were replaced: Compose's
+    SIGTERM is RQ's warm shutdown, so every job finished with its result, none failed."""
+    for name in APP_HOSTS:
+        jobs = rq_jobs(name)
+        assert len(jobs) == 1, jobs
+        for job in jobs.values():
+            assert job["status"] == "JobStatus.FINISHED" or job["status"] == "finished", job
+            assert job["result"]["seconds"] == 8.0 and job["result"]["hostname"] == name, job
 
 
 def test_rerun_changes_nothing():
@@ -167,3 +195,18 @@ def test_rollback_to_v1_by_name():
         assert host_release(name) == v1
         runs_release(name, v1)
     assert served() == {v1}
+
+
+def test_pruned_releases_take_their_images_with_them():
+    """The next good deploy prunes (deploy_keep_releases=2, the least): the failed v3 goes, its directory and
+    its image alike; every kept release's image stays loaded (a rollback to it needs no build)."""
+    before = {name: set(HOSTS[name].run("ls /srv/journal/releases").stdout.split()) for name in APP_HOSTS}
+    assert all(any(r.endswith("-v3") for r in kept) for kept in before.values()), before
+    result, _ = deploy("v2", "-e", "deploy_keep_releases=2")
+    assert result.returncode == 0, result.stdout[-6000:]
+    for name in APP_HOSTS:
+        kept = set(HOSTS[name].run("ls /srv/journal/releases").stdout.split())
+        assert not any(r.endswith("-v3") for r in kept), kept
+        images = HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split()
+        assert set(images) == kept, (name, images, kept)
+        runs_release(name, host_release(name))
