@@ -210,3 +210,33 @@ def test_pruned_releases_take_their_images_with_them():
         images = HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split()
         assert set(images) == kept, (name, images, kept)
         runs_release(name, host_release(name))
+
+
+def health(report_dir: Path, *extra: str) -> tuple[int, dict]:
+    result, _ = playbook("health.yml", "-e", f"maintenance_report_dir={report_dir}", *extra)
+    [path] = sorted(report_dir.glob("health-*.json"))
+    return result.returncode, json.loads(path.read_text())
+
+
+def test_health_reads_the_containers_and_finds_a_stopped_one(tmp_path):
+    """health.yml under compose: every container of the project running and healthy, the engine instead of
+    app units; a stopped RQ worker container is critical."""
+    rc, data = health(tmp_path / "up")
+    assert rc == 0
+    found = {(f["host"], f["subject"]): f for f in data["findings"] if f["check"] == "container"}
+    assert set(found) == {(h, f"journal-{s}-1") for h in APP_HOSTS for s in SERVICES[h]}, sorted(found)
+    assert all(f["level"] == "ok" and "restart(s)" in f["detail"] for f in found.values()), found
+    assert "healthy" in found[("mc-app1", "journal-web-1")]["detail"]
+    services = {(f["host"], f["subject"]): f["level"] for f in data["findings"] if f["check"] == "service"}
+    assert services[("mc-app1", "docker.service")] == "ok" and services[("mc-app2", "docker.service")] == "ok"
+    assert not [s for (_, s) in services if s.startswith("journal")], services
+    assert {f["level"] for f in data["findings"] if f["check"] == "app health"} == {"ok"}
+    assert HOSTS["mc-app2"].run("docker stop journal-rq-1").rc == 0
+    try:
+        rc, data = health(tmp_path / "down", "-e", "maintenance_fail_on_critical=true")
+        assert rc != 0
+        [stopped] = [f for f in data["findings"] if f["check"] == "container" and f["host"] == "mc-app2"
+                     and f["subject"] == "journal-rq-1"]  # fmt: skip
+        assert stopped["level"] == "critical" and stopped["detail"].startswith("exited"), stopped
+    finally:
+        assert HOSTS["mc-app2"].run("docker start journal-rq-1").rc == 0
