@@ -9,7 +9,7 @@
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-HASH_LABEL=org.opsbook.content-hash
+
 ca_bundle="${OPSBOOK_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 image_label() {

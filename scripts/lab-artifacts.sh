@@ -9,3 +9,18 @@ source "$(dirname "$0")/lib.sh"
 PYTHON="${OPSBOOK_VENV}/bin/python" "${OPSBOOK_ROOT}/examples/webapp/build-wheelhouse.sh" "${OPSBOOK_CACHE}/wheelhouse" \
   2> >(grep -v "^WARNING: Location" >&2) >/dev/null
 log "lab artifacts ready: ${OPSBOOK_CACHE}/journal.git (v1..v5), ${OPSBOOK_CACHE}/wheelhouse"
+
+# The compose scenario's base image for the sample app's image (images/journal-base): Python and
+# the wheelhouse's packages. Skipped when its content hash (the base's id, the Dockerfile, the
+# requirements, the wheel names) matches the image's label.
+journal_base="${OPSBOOK_JOURNAL_BASE_IMAGE:-opsbook/journal-base:bookworm}"
+want="$( { docker image inspect -f '{{.Id}}' "${OPSBOOK_BASE_IMAGE}"; cat "${OPSBOOK_ROOT}/images/journal-base/Dockerfile" \
+           "${OPSBOOK_ROOT}/examples/webapp/src/requirements.txt"; ls "${OPSBOOK_CACHE}/wheelhouse"; } | sha256sum | cut -c1-16)"
+if [ "$(docker image inspect -f "{{ index .Config.Labels \"${HASH_LABEL}\" }}" "${journal_base}" 2>/dev/null || true)" != "${want}" ]; then
+  log "building ${journal_base} (images/journal-base)"
+  ctx="$(mktemp -d)"
+  cp "${OPSBOOK_ROOT}/images/journal-base/Dockerfile" "${OPSBOOK_ROOT}/examples/webapp/src/requirements.txt" "${ctx}/"
+  cp -r "${OPSBOOK_CACHE}/wheelhouse" "${ctx}/wheels"
+  docker build -q --build-arg "BASE_IMAGE=${OPSBOOK_BASE_IMAGE}" --label "${HASH_LABEL}=${want}" -t "${journal_base}" "${ctx}" >/dev/null
+  rm -rf "${ctx}"
+fi

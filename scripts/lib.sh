@@ -8,6 +8,8 @@ OPSBOOK_VENV="${OPSBOOK_VENV:-${OPSBOOK_ROOT}/.venv}"
 OPSBOOK_DEBIAN_MIRROR="${OPSBOOK_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 OPSBOOK_BASE_IMAGE="${OPSBOOK_BASE_IMAGE:-opsbook/debian:bookworm}"
 OPSBOOK_SYSTEMD_IMAGE="${OPSBOOK_SYSTEMD_IMAGE:-opsbook/systemd:bookworm}"
+# The label that carries an image's content hash (scripts/build-images.sh, lab-artifacts.sh): a build is skipped when it matches.
+HASH_LABEL=org.opsbook.content-hash
 OPSBOOK_STACK_IMAGE="${OPSBOOK_STACK_IMAGE:-opsbook/stack:bookworm}"
 export OPSBOOK_ROOT OPSBOOK_CACHE OPSBOOK_VENV OPSBOOK_DEBIAN_MIRROR OPSBOOK_BASE_IMAGE OPSBOOK_SYSTEMD_IMAGE OPSBOOK_STACK_IMAGE
 mkdir -p "${OPSBOOK_CACHE}"

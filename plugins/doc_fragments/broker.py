@@ -22,4 +22,11 @@ options:
     description: C(app_redis_db).
     type: int
     default: 0
+  redis:
+    description:
+      - C(app_redis), whether the app uses Redis. False - an empty C(app_broker) is no broker (an empty URL,
+        kind C(none)) and C(kind=redis) is refused naming C(app_redis).
+    type: bool
+    default: true
+    version_added: 0.4.0
 """

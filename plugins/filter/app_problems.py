@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ansible_collections.opsbook.webstack.plugins.filter.app_backends import app_backends
 from ansible_collections.opsbook.webstack.plugins.filter.app_commands import app_commands_problems
+from ansible_collections.opsbook.webstack.plugins.filter.compose_problems import compose_problems
 from ansible_collections.opsbook.webstack.plugins.filter.health_judge import health_rule_problems
 from ansible_collections.opsbook.webstack.plugins.module_utils.app_commands import workdir_problems
 
@@ -36,6 +37,13 @@ description:
     most, and distinct unit names (an rq item with C(count) N names C(<name>-1) .. C(<name>-N)).
   - C(app_workdir) a directory inside the release, relative to it, without C(..) (checked only when the input
     holds the key).
+  - With C(app_redis) false (an app that uses no Redis), no RQ worker, no C(app_broker) of kind redis, no
+    Celery worker without C(app_broker) (its broker would be the Redis of C(app_redis_*)) and no C(redis://)
+    or C(rediss://) C(app_result_backend); the messages name the variable and never print the broker's or the
+    result backend's credentials (checked only when the input holds C(app_redis)).
+  - The companion filter C(app_required_unset) (input the views of P(opsbook.webstack.play_host_vars#filter),
+    argument the C(app_redis_*) names) gives each host's unset required variables, the C(app_redis_*) ones only
+    where C(app_redis) is true (the default), for P(opsbook.webstack.by_host#filter).
   - The companion filter C(app_problems_by_host) runs this check, then C(app_commands_problems) and
     C(health_rule_problems), on each host's view from P(opsbook.webstack.play_host_vars#filter)
     (input the views, arguments C(validate_removed_variables) and C(groups)) and returns
@@ -45,7 +53,7 @@ options:
     description:
       - The app variables - C(app_name), C(app_user), C(app_root), C(app_http_port), C(app_workers),
         C(app_slots), and optionally C(app_celery_app), C(app_installer), C(app_install_extras),
-        C(app_extra_requirements) and C(app_workdir).
+        C(app_extra_requirements), C(app_workdir), C(app_redis), C(app_broker) and C(app_result_backend).
     type: dict
     required: true
   removed:
@@ -204,6 +212,43 @@ def _installer_problems(app: Mapping) -> list[str]:
     return problems
 
 
+def _truth(value) -> bool:
+    """Ansible's `| bool`: a string from -e or an INI inventory reads as YAML does."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return bool(value)
+
+
+def _redis_problems(app: Mapping, workers: list) -> list[str]:
+    """What needs Redis while app_redis is false. Never prints app_broker's or app_result_backend's value:
+    both can hold a password."""
+    if _truth(app.get("app_redis", True)):
+        return []
+    off = "but app_redis is false (the app uses no Redis)"
+    fix = "or set app_redis: true with app_redis_host, app_redis_port, app_redis_db and app_redis_password."
+    problems = []
+    rq = [
+        f"{item.get('name')} (kind {item.get('kind')})"
+        for item in workers
+        if item.get("kind") in ("rq", "rq-scheduler")
+    ]
+    if rq:
+        problems.append(f"app_workers declares {', '.join(rq)}, {off}: RQ runs on Redis. Remove them, {fix}")
+    broker = app.get("app_broker") or {}
+    celery = [str(item.get("name")) for item in workers if item.get("kind") in ("celery", "celery-beat")]
+    if isinstance(broker, Mapping) and broker and str(broker.get("kind") or "redis") == "redis":
+        problems.append(f"app_broker is of kind redis, {off}. Make it kind rabbitmq, {fix}")
+    elif not broker and celery:
+        problems.append(
+            f"app_workers declares {', '.join(celery)} of kind celery or celery-beat, whose broker is the Redis of"
+            f" app_redis_* while app_broker is unset, {off}. Set app_broker (kind rabbitmq), {fix}"
+        )
+    backend = app.get("app_result_backend")
+    if isinstance(backend, str) and backend.strip().lower().startswith(("redis://", "rediss://", "redis+socket://")):
+        problems.append(f"app_result_backend is a Redis URL, {off}. Use another result backend, {fix}")
+    return problems
+
+
 def _unit_names(workers: list) -> list[str]:
     names = []
     for item in workers:
@@ -259,6 +304,8 @@ def app_problems(app, removed=None, groups=None, app_group="app") -> list[str]:
     problems += _installer_problems(app)
     if "app_workdir" in app:
         problems += workdir_problems(app["app_workdir"])
+    if "app_redis" in app:
+        problems += _redis_problems(app, workers)
     schedulers = [str(item.get("name")) for item in workers if item.get("kind") == "rq-scheduler"]
     if len(schedulers) > 1:
         problems.append(
@@ -281,7 +328,15 @@ def app_problems_by_host(views, removed=None, groups=None) -> dict:
         app = {key: values.get(key) for key in _VIEW_KEYS}
         app["app_slots"] = values.get("app_slots", {})
         app["app_celery_app"] = values.get("app_celery_app", "")
-        for key in ("app_installer", "app_install_extras", "app_extra_requirements", "app_workdir"):
+        for key in (
+            "app_installer",
+            "app_install_extras",
+            "app_extra_requirements",
+            "app_workdir",
+            "app_redis",
+            "app_broker",
+            "app_result_backend",
+        ):
             if key in values:
                 app[key] = values[key]
         set_removed = [item for item in removed or [] if item["name"] in values]
@@ -289,10 +344,28 @@ def app_problems_by_host(views, removed=None, groups=None) -> dict:
             app_problems(app, removed=set_removed, groups=groups, app_group=values.get("opsbook_group_app", "app"))
             + app_commands_problems(values.get("app_commands"))
             + health_rule_problems(values.get("app_health_expect"), values.get("app_version_source"))
+            + compose_problems(values)
         )
     return problems
 
 
+def app_required_unset(views, redis_names=None) -> dict:
+    """{host: unset required variables} over play_host_vars' views (which also read app_redis): the redis_names
+    (app_redis_*) count only where app_redis is true, its default; app_redis itself is never required."""
+    redis_names = list(redis_names or [])
+    unset = {}
+    for host, view in dict(views or {}).items():
+        redis = _truth(dict(view.get("values") or {}).get("app_redis", True))
+        unset[host] = [
+            name for name in view.get("unset") or [] if name != "app_redis" and (redis or name not in redis_names)
+        ]
+    return unset
+
+
 class FilterModule:
     def filters(self):
-        return {"app_problems": app_problems, "app_problems_by_host": app_problems_by_host}
+        return {
+            "app_problems": app_problems,
+            "app_problems_by_host": app_problems_by_host,
+            "app_required_unset": app_required_unset,
+        }

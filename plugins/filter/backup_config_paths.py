@@ -16,8 +16,8 @@ description:
   - An app, worker or scheduler host saves the app's env file and config directory and its systemd
     units (web and one per C(app_workers) item); a load balancer the nginx site, C(/etc/nginx/opsbook),
     C(/etc/haproxy/haproxy.cfg), C(/etc/caddy/Caddyfile), C(/etc/caddy/opsbook) and C(/etc/opsbook);
-    the database host C(/etc/postgresql); the broker host C(/etc/redis), and C(/etc/rabbitmq) too
-    when the broker is RabbitMQ. A host in several
+    the database host C(/etc/postgresql); the broker host C(/etc/redis) (unless the app uses no Redis,
+    O(redis=false)), and C(/etc/rabbitmq) when the broker is RabbitMQ. A host in several
     groups saves each group's paths, each once, in that order.
   - The companion filter C(backup_archives) (input the archive names, arguments C(backup_id) and
     C(app_name)) gives each archive's temporary and published file names for C(backup_publish).
@@ -53,6 +53,11 @@ options:
     description: The broker's kind (C(app_broker.kind)), C(redis) or C(rabbitmq).
     type: str
     default: redis
+  redis:
+    description: C(app_redis), whether the app uses Redis; false saves no C(/etc/redis).
+    type: bool
+    default: true
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""
@@ -71,7 +76,9 @@ _value:
 """
 
 
-def backup_config_paths(host, groups, group_names, app_root, app_name, app_workers=None, broker_kind="redis"):
+def backup_config_paths(
+    host, groups, group_names, app_root, app_name, app_workers=None, broker_kind="redis", redis=True
+):
     groups = dict(groups or {}) if isinstance(groups, Mapping) else {}
     names = dict(group_names or {})
 
@@ -94,7 +101,8 @@ def backup_config_paths(host, groups, group_names, app_root, app_name, app_worke
     if member("db"):
         paths.append("/etc/postgresql")
     if member("broker"):
-        paths.append("/etc/redis")
+        if redis:
+            paths.append("/etc/redis")
         if broker_kind == "rabbitmq":
             paths.append("/etc/rabbitmq")
     return list(dict.fromkeys(paths))

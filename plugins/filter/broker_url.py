@@ -28,6 +28,8 @@ description:
   - The user, password and vhost are percent-encoded with no character left as it is (C(/), C(:),
     C(@), C(%), C(#), C(?), space...); kombu decodes them back. An IPv6 host is put in brackets.
   - An incomplete or mistyped description fails naming C(app_broker) and the key.
+  - With O(redis=false) (C(app_redis) false, an app that uses no Redis) an empty C(app_broker) is no broker at
+    all - the URL is empty - and C(kind=redis) fails naming C(app_redis).
 extends_documentation_fragment:
   - opsbook.webstack.broker
 options:
@@ -46,6 +48,7 @@ EXAMPLES = r"""
 # app_broker: {kind: rabbitmq, host: rabbit1, vhost: journal, user: journal, password: "p@ss/w:rd"}
 # -> amqp://journal:p%40ss%2Fw%3Ard@rabbit1:5672/journal
 # app_broker undefined -> redis://:PASSWORD@redis1:6379/0, as before
+# app_broker undefined, app_redis false -> '' (no broker: the app has no Celery)
 """
 
 RETURN = r"""
@@ -62,6 +65,13 @@ _KEYS = {
 }
 
 
+def _truth(value) -> bool:
+    """Ansible's `| bool` of app_redis: a string from -e or an INI inventory reads as YAML does."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return bool(value)
+
+
 def _fail(message: str) -> AnsibleFilterError:
     return AnsibleFilterError(f"app_broker: {message}")
 
@@ -76,13 +86,26 @@ def _int(spec: dict, key: str) -> int:
         raise _fail(f"{key} must be an integer, got {value!r}") from None
 
 
-def broker_spec(broker, redis_password=None, redis_host=None, redis_port=6379, redis_db=0) -> dict:
+# What broker_spec gives for an app without Redis and without app_broker: no broker.
+NO_BROKER = {"kind": "none", "host": "", "port": 0, "user": "", "password": "", "tls": False}
+
+
+def broker_spec(broker, redis_password=None, redis_host=None, redis_port=6379, redis_db=0, redis=True) -> dict:
     """app_broker with every default filled in: kind, host, port, user, password, tls, and vhost
-    (RabbitMQ) or db (Redis). Raises naming app_broker and the key on an incomplete description."""
+    (RabbitMQ) or db (Redis). Raises naming app_broker and the key on an incomplete description.
+    redis is app_redis: without Redis, an empty app_broker is NO_BROKER and kind redis is refused."""
     if broker in (None, ""):
         broker = {}
     if not isinstance(broker, dict):
         raise _fail(f"must be a dictionary with kind (one of {', '.join(KINDS)}), host, port, ..., got {broker!r}")
+    if not _truth(redis):
+        if not broker:
+            return dict(NO_BROKER)
+        if str(broker.get("kind") or "redis") == "redis":
+            raise _fail(
+                "kind is redis (the default), but app_redis is false: the app uses no Redis. Set kind rabbitmq,"
+                " or app_redis: true with app_redis_host, app_redis_port, app_redis_db and app_redis_password."
+            )
     kind = str(broker.get("kind") or "redis")
     if kind not in KINDS:
         raise _fail(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -125,8 +148,10 @@ def broker_spec(broker, redis_password=None, redis_host=None, redis_port=6379, r
     return spec
 
 
-def broker_url(broker, redis_password=None, redis_host=None, redis_port=6379, redis_db=0) -> str:
-    spec = broker_spec(broker, redis_password, redis_host, redis_port, redis_db)
+def broker_url(broker, redis_password=None, redis_host=None, redis_port=6379, redis_db=0, redis=True) -> str:
+    spec = broker_spec(broker, redis_password, redis_host, redis_port, redis_db, redis)
+    if spec["kind"] == "none":
+        return ""
     if spec["kind"] == "redis":
         try:
             url = redis_url(

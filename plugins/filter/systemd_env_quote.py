@@ -31,6 +31,15 @@ options:
   name:
     description: Variable name; when given, the result is C(name="value").
     type: str
+  dialect:
+    description:
+      - Who reads the file. V(systemd) (C(EnvironmentFile=), and sh) escapes C(\\), C("), C($) and C(`).
+        V(compose) (a Compose v2 C(env_file), app_runtime compose) escapes C(\\), C(") and C($) only; Compose
+        would keep the backslash before a C(`), and reads C(\\t), C(\\n) as escapes (hence C(\\) escaped).
+    type: str
+    choices: [systemd, compose]
+    default: systemd
+    version_added: 0.4.0
 """
 
 EXAMPLES = r"""
@@ -54,14 +63,16 @@ _value:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def systemd_env_quote(value, name=None) -> str:
+def systemd_env_quote(value, name=None, dialect="systemd") -> str:
     text = "" if value is None else str(value)
     if "\0" in text:
         raise AnsibleFilterError(
             f"systemd_env_quote: the value of {name or 'a variable'} holds a NUL character, "
             "which no environment variable can hold"
         )
-    quoted = '"' + re.sub(r'([\\"$`])', r"\\\1", text) + '"'
+    if dialect not in _SPECIAL:
+        raise AnsibleFilterError(f"systemd_env_quote: dialect must be systemd or compose (got {dialect!r})")
+    quoted = '"' + re.sub(_SPECIAL[dialect], r"\\\1", text) + '"'
     if name is None:
         return quoted
     if not _NAME.fullmatch(str(name)):
@@ -69,6 +80,12 @@ def systemd_env_quote(value, name=None) -> str:
             f"systemd_env_quote: {name!r} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
         )
     return f"{name}={quoted}"
+
+
+# The characters escaped with a backslash inside the double quotes: systemd (and sh) keep \\, ", $
+# and ` after one; Compose's env_file parser keeps \\, " and $ (it interpolates ${...} otherwise)
+# but leaves a backslash before ` in the value, so ` goes as it is there.
+_SPECIAL = {"systemd": r'([\\"$`])', "compose": r'([\\"$])'}
 
 
 class FilterModule:

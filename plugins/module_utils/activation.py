@@ -31,13 +31,17 @@ class StepFailed(Exception):
 # --------------------------------------------------------------------------- switch
 
 
-def switch(app_root: str, pointer: str, release: str) -> bool:
-    """Point `pointer` at releases/<release>; False when it already did."""
-    if not os.path.exists(os.path.join(app_root, "releases", release, "venv", "bin", "python")):
+def switch(app_root: str, pointer: str, release: str, marker: str = "venv/bin/python") -> bool:
+    """Point `pointer` at releases/<release>; False when it already did.
+
+    A release without `marker` (the virtualenv's interpreter; a compose release's compose.yml)
+    is missing or unfinished, and refused.
+    """
+    if not os.path.exists(os.path.join(app_root, "releases", release, marker)):
+        what = "no virtualenv" if marker == "venv/bin/python" else f"no {marker}"
         raise StepFailed(
             "switch",
-            f"{app_root}/releases/{release} has no virtualenv (missing or unfinished release); "
-            f"{pointer} was not changed",
+            f"{app_root}/releases/{release} has {what} (missing or unfinished release); {pointer} was not changed",
         )
     target = f"releases/{release}"
     if os.path.islink(pointer) and os.readlink(pointer) == target:

@@ -15,7 +15,7 @@ description:
     deploy role calls it once per host, or in pieces when a user hook sits between two steps.
   - C(switch) points O(pointer) at C(releases/<release>) under O(app_root) atomically - a new
     link under a temporary name renamed over the pointer (rename(2) replaces it in one step).
-    It refuses a release without C(venv/bin/python) (missing or unfinished) and changes nothing.
+    It refuses a release without C(venv/bin/python) (missing or unfinished; O(release_marker)) and changes nothing.
   - C(restart) restarts the O(beat_units) one by one, then the O(rq_units) in one C(systemctl restart) -
     an RQ worker's stop is RQ's warm shutdown (no new job, its running job finishes, within the
     unit's C(TimeoutStopSec)), so the restart returns once every running job is done; then it
@@ -49,6 +49,14 @@ options:
   release:
     description: The release directory name under C(<app_root>/releases). Required for C(switch).
     type: str
+  release_marker:
+    description:
+      - The file, relative to the release, whose presence makes a release complete; C(switch) refuses a
+        release without it. The virtualenv's interpreter under systemd; under C(app_runtime=compose) the
+        release's rendered C(compose.yml) (the release has no virtualenv, the image holds the code).
+    type: str
+    default: venv/bin/python
+    version_added: 0.4.0
   beat_units:
     description: Celery beat units, restarted first by C(restart).
     type: list
@@ -326,6 +334,7 @@ def main() -> None:
             app_root=dict(type="path"),
             pointer=dict(type="path"),
             release=dict(type="str"),
+            release_marker=dict(type="str", default="venv/bin/python"),
             beat_units=dict(type="list", elements="str", default=[]),
             rq_units=dict(type="list", elements="str", default=[]),
             workers=dict(
@@ -377,7 +386,9 @@ def main() -> None:
         for step in steps:
             started = time.monotonic()
             if step == "switch":
-                result["switched"] = switch(params["app_root"], params["pointer"], params["release"])
+                result["switched"] = switch(
+                    params["app_root"], params["pointer"], params["release"], params["release_marker"]
+                )
                 result["changed"] |= result["switched"]
             elif step == "restart":
                 try:

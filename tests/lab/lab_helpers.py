@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -152,3 +153,24 @@ def slot_release(app: str, slot: str) -> str:
 def active_slot(app: str) -> str:
     """The slot lb1 serves for app (the blue-green state file)."""
     return lab_exec("lb1", "cat", f"/etc/opsbook/{app}-active-slot").stdout.strip()
+
+
+# Provision's Redis tasks (roles/provision/tasks/redis.yml): absent from the output of a run for an
+# app with app_redis false.
+REDIS_TASKS = ("PROVISION | Install Redis", "PROVISION | Render Redis settings", "PROVISION | Start Redis")
+
+
+def env_file_names(app: str, host: str) -> set[str]:
+    """The variable names of the app's environment file (shared/env) on host; never its values."""
+    text = lab_exec(host, "cat", f"/srv/{app}/shared/env").stdout
+    return {line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+
+
+def config_archive(app: str, host: str) -> list[str]:
+    """The paths in the latest backup's configuration archive of host (config-<host>), on db1."""
+    manifest = json.loads(lab_exec("db1", "cat", f"/var/backups/opsbook/{app}/latest.json").stdout)
+    found = lab_exec(
+        "db1", "find", f"/var/backups/opsbook/{app}", "-name", f"*{manifest['id']}-config-{host}.tar.gz"
+    ).stdout.split()
+    assert len(found) == 1, found
+    return lab_exec("db1", "tar", "-tzf", found[0]).stdout.split()

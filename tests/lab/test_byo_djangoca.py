@@ -31,7 +31,18 @@ import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
-from lab_helpers import LAB, PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
+from lab_helpers import (
+    LAB,
+    REDIS_TASKS,
+    PlaybookRuns,
+    active_slot,
+    app_psql,
+    config_archive,
+    env_file_names,
+    lab_exec,
+    slot_release,
+    task_hosts,
+)
 from loadgen import LoadGenerator
 
 pytestmark = pytest.mark.lab
@@ -258,3 +269,17 @@ def test_lb1_serves_django_ca_with_caddy_and_no_request_failed_through_it(byo):
     sections = [task for task in tasks if "Mark the Caddy upstream server" in task[:200]]
     marked = re.findall(r"^changed: \[(app\d) -> lb1\b", "".join(sections), re.M)
     assert sorted(marked) == ["app1", "app1", "app2", "app2"], byo["restart"]["out"][-3000:]
+
+
+def test_django_ca_gets_rabbitmq_and_no_redis(byo):
+    """app_redis: false (Celery on RabbitMQ, no result backend, no cache server): provision ran none of its
+    Redis tasks (the redis-server db1 runs in this lab is the demo's journal's), the environment file names
+    the RabbitMQ broker and no Redis, and the configuration backup of db1 holds /etc/rabbitmq, not /etc/redis."""
+    out = byo["provision"]["out"]
+    assert [task for task in REDIS_TASKS if task in out] == [], out[-3000:]
+    for host in ("app1", "app2"):
+        names = env_file_names(APP, host)
+        assert "CELERY_BROKER_URL" in names and not names & {"REDIS_URL", "RQ_REDIS_URL"}, names
+    saved = config_archive(APP, "db1")
+    assert any(path.startswith("etc/rabbitmq/") for path in saved), saved
+    assert not [path for path in saved if path.startswith("etc/redis")], saved

@@ -18,7 +18,17 @@ import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
-from lab_helpers import PlaybookRuns, active_slot, app_psql, lab_exec, slot_release, task_hosts
+from lab_helpers import (
+    REDIS_TASKS,
+    PlaybookRuns,
+    active_slot,
+    app_psql,
+    config_archive,
+    env_file_names,
+    lab_exec,
+    slot_release,
+    task_hosts,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -161,3 +171,18 @@ def test_the_switch_back_serves_7_2_0_again_with_the_data(byo):
     assert slot_release(APP, byo["after B"]["slot"]) == byo["after B"]["release"]
     status, body = lb_get(f"/api/projects/{PROJECT['id']}", "-u", f"{PROJECT['id']}:{PROJECT['password']}")
     assert status == 200 and json.loads(body)["name"] == PROJECT["name"], (status, body)
+
+
+def test_ihatemoney_gets_no_redis(byo):
+    """app_redis: false (it uses no Redis): provision ran none of its Redis tasks, on db1 or anywhere (the
+    redis-server db1 runs in this lab is the demo's journal's), the environment file names no Redis and no
+    Celery broker, and the configuration backup of db1 holds PostgreSQL's configuration and no /etc/redis."""
+    out = byo["provision"]["out"]
+    assert [task for task in REDIS_TASKS if task in out] == [], out[-3000:]
+    for host in ("app1", "app2"):
+        names = env_file_names(APP, host)
+        assert "DATABASE_PASSWORD" in names and "IHATEMONEY_SETTINGS_FILE_PATH" in names, names
+        assert not names & {"REDIS_URL", "RQ_REDIS_URL", "CELERY_BROKER_URL"}, names
+    saved = config_archive(APP, "db1")
+    assert any(path.startswith("etc/postgresql/") for path in saved), saved
+    assert not [path for path in saved if path.startswith("etc/redis")], saved

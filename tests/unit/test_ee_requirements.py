@@ -53,6 +53,9 @@ IMPORT_DISTRIBUTIONS = {
 # they need there. ansible.builtin modules need nothing beyond ansible-core.
 CONTROLLER_MODULE_PYTHON = {
     "community.crypto.x509_certificate_info": ["cryptography"],
+    # app_runtime compose builds and exports the release's image on the controller (Docker API over requests).
+    "community.docker.docker_image": ["requests"],
+    "community.docker.docker_image_export": ["requests"],
 }
 
 # Programs -> (Debian package, RPM package).

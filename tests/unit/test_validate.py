@@ -478,7 +478,7 @@ CASES = [
         "production_without_vault",
         "the production example as shipped (vault.yml.example only) fails naming the vault variable",
         source=PRODUCTION,
-        expect=(r"Missing variable\(s\) app_db_password, app_redis_password, app_secret_key \(",),
+        expect=(r"Missing variable\(s\) app_db_password, app_secret_key, app_redis_password \(",),
     ),
     Case(
         "production_with_vault",

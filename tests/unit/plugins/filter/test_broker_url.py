@@ -104,7 +104,35 @@ def test_roles_build_the_url_only_through_the_filter():
     users = subprocess.run(
         ["grep", "-rln", "opsbook.webstack.broker_url(", "roles"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.split()
+    # The environment file writes the deploy role's __deploy_broker_url ('' for an app without a broker).
     assert sorted(users) == sorted(
         [f"roles/{role}/vars/main.yml" for role in ("blue_green", "celery", "deploy", "maintenance")]
-        + ["roles/deploy/templates/env.j2"]
     ), users
+
+
+# ------------------------------------------------------------------ app_redis false (issue 25)
+
+
+@pytest.mark.parametrize("empty", [{}, None, ""])
+@pytest.mark.parametrize("off", [False, "false", "no"])
+def test_without_redis_an_empty_app_broker_is_no_broker(empty, off):
+    """An app that uses no Redis and sets no app_broker has no Celery: no URL, kind none, no host to reach."""
+    assert broker_url(empty, None, None, 6379, 0, off) == ""
+    spec = broker_spec(empty, None, None, 6379, 0, off)
+    assert spec["kind"] == "none" and spec["host"] == "" and spec["password"] == ""
+
+
+def test_without_redis_rabbitmq_is_the_broker_as_before():
+    rabbit = {"kind": "rabbitmq", "host": "mq1", "vhost": "ca", "user": "ca", "password": "p/w"}
+    assert broker_url(rabbit, None, None, 6379, 0, False) == broker_url(rabbit, *REDIS) == "amqp://ca:p%2Fw@mq1:5672/ca"
+
+
+@pytest.mark.parametrize("broker", [{"kind": "redis", "host": "cache2"}, {"host": "cache2", "password": "hunter2"}])
+def test_without_redis_a_redis_broker_is_refused_naming_app_redis(broker):
+    with pytest.raises(AnsibleFilterError, match="app_broker: kind is redis .*but app_redis is false") as info:
+        broker_url(broker, None, None, 6379, 0, False)
+    assert "hunter2" not in str(info.value)
+
+
+def test_redis_true_keeps_the_default():
+    assert broker_url({}, *REDIS, True) == broker_url({}, *REDIS) == "redis://:redis-secret@redis1:6379/0"

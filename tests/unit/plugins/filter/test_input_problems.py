@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.opsbook.webstack.plugins.filter.age_recipient_problems import age_recipient_problems
-from ansible_collections.opsbook.webstack.plugins.filter.app_problems import app_problems
+from ansible_collections.opsbook.webstack.plugins.filter.app_problems import app_problems, app_required_unset
 from ansible_collections.opsbook.webstack.plugins.filter.inventory_problems import inventory_problems
 from ansible_collections.opsbook.webstack.plugins.filter.retention_problems import retention_problems
 
@@ -342,3 +342,95 @@ def test_each_hosts_view_checks_the_installer_options() -> None:
         "app_install_extras (database) needs app_installer pyproject (got requirements):"
         " extras are the project's own optional dependencies."
     ]
+
+
+# --------------------------------------------------------- app_redis false: what needs Redis (issue 25)
+
+RABBIT = {"kind": "rabbitmq", "host": "mq1", "vhost": "ca", "user": "ca", "password": "hunter2"}
+RQ = {"name": "rq", "kind": "rq", "queues": ["default"]}
+
+
+@pytest.mark.parametrize(
+    ("workers", "changes"),
+    [
+        ((), {}),  # ihatemoney: no task queue
+        ((CELERY, BEAT), {"app_broker": RABBIT}),  # django-ca: Celery on RabbitMQ
+        ((CELERY,), {"app_broker": RABBIT, "app_result_backend": "db+postgresql://ca:hunter2@db1/ca"}),
+        ((), {"app_result_backend": "rpc://"}),
+    ],
+    ids=["no-queue", "rabbitmq", "rabbitmq-db-results", "rpc-results"],
+)
+@pytest.mark.parametrize("off", [False, "false"])
+def test_an_app_without_redis_that_needs_none_has_no_problem(workers, changes, off):
+    assert app(workers, app_redis=off, **changes) == []
+
+
+@pytest.mark.parametrize(
+    ("workers", "changes", "expected"),
+    [
+        (
+            (RQ,),
+            {},
+            "app_workers declares rq (kind rq), but app_redis is false (the app uses no Redis): RQ runs on Redis",
+        ),
+        (
+            ({"name": "sched", "kind": "rq-scheduler"},),
+            {},
+            "app_workers declares sched (kind rq-scheduler), but app_redis",
+        ),
+        (
+            (CELERY, BEAT),
+            {},
+            "app_workers declares worker, beat of kind celery or celery-beat, whose broker is the Redis",
+        ),
+        (
+            (CELERY,),
+            {"app_broker": {"kind": "redis", "host": "c1", "password": "hunter2"}},
+            "app_broker is of kind redis",
+        ),
+        ((CELERY,), {"app_broker": {"host": "c1"}}, "app_broker is of kind redis, but app_redis is false"),
+        (
+            (CELERY,),
+            {"app_broker": RABBIT, "app_result_backend": " Redis://:hunter2@c1:6379/1"},
+            "app_result_backend is a Redis URL, but app_redis is false",
+        ),
+        ((), {"app_result_backend": "rediss://:hunter2@c1:6380/1"}, "app_result_backend is a Redis URL"),
+    ],
+    ids=[
+        "rq",
+        "rq-scheduler",
+        "celery-no-broker",
+        "redis-broker",
+        "redis-broker-default-kind",
+        "redis-results",
+        "rediss",
+    ],
+)
+def test_what_needs_redis_is_refused_naming_the_variable_and_never_the_secret(workers, changes, expected):
+    (problem,) = app(workers, app_redis=False, **changes)
+    assert problem.startswith(expected), problem
+    assert "app_redis: true with app_redis_host, app_redis_port, app_redis_db and app_redis_password" in problem
+    assert "hunter2" not in problem
+
+
+@pytest.mark.parametrize("on", [True, "yes", None])
+def test_with_redis_on_or_unset_nothing_changes(on):
+    """The default (app_redis unset or true): RQ, a Redis broker and a Redis result backend, as before."""
+    changes = {} if on is None else {"app_redis": on}
+    assert app((RQ, CELERY), app_result_backend="redis://:x@c1:6379/1", **changes) == []
+
+
+def test_the_redis_variables_are_required_only_where_app_redis_is_true():
+    redis_names = ["app_redis_host", "app_redis_port", "app_redis_db", "app_redis_password"]
+    views = {
+        "app1": {"values": {"app_redis": False}, "unset": [*redis_names, "app_secret_key"]},
+        "app2": {"values": {}, "unset": ["app_redis", *redis_names]},
+        "db1": {"values": {"app_redis": "true", "app_redis_host": "db1"}, "unset": redis_names[1:]},
+        "lb1": {"values": {"app_redis": "no"}, "unset": ["app_redis_port"]},
+    }
+    assert app_required_unset(views, redis_names) == {
+        "app1": ["app_secret_key"],
+        "app2": redis_names,
+        "db1": redis_names[1:],
+        "lb1": [],
+    }

@@ -1,0 +1,99 @@
+# Copyright: opsbook engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The compose_problems filter: what app_runtime=compose cannot take, each problem naming its variable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+DOCUMENTATION = r"""
+name: compose_problems
+short_description: The problems of an app description for the compose runtime, each naming its variable
+version_added: 0.4.0
+description:
+  - Takes a host's app variables (a mapping of C(app_*) values) and returns a list of sentences, empty
+    when the description is usable. Only C(app_runtime=compose) is checked; with V(systemd) (or
+    unset) the list is empty.
+  - Refused under compose, before anything changes - no C(app_compose_file); a service, image or
+    Dockerfile name that Compose or Docker would refuse; C(app_slots) (blue-green slots are units of
+    the systemd runtime; two compose projects per host are not built yet); an C(app_commands) entry
+    with C(run=build) (under compose the build is the image's, so run such a step in the Dockerfile).
+options:
+  _input:
+    description: The app variables of one host.
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Refuse a compose description without its compose file
+  ansible.builtin.assert:
+    that: __problems | length == 0
+    fail_msg: "{{ __problems | join(' ') }}"
+  vars:
+    __problems: >-
+      {{ {'app_runtime': app_runtime, 'app_compose_file': app_compose_file} | opsbook.webstack.compose_problems }}
+"""
+
+RETURN = r"""
+_value:
+  description: One sentence per problem; empty when there is none.
+  type: list
+  elements: str
+"""
+
+# Compose service names, image repository names (lower case, path components) and a relative path.
+_SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+
+
+def compose_problems(app) -> list[str]:
+    app = dict(app or {}) if isinstance(app, Mapping) else {}
+    if app.get("app_runtime", "systemd") != "compose":
+        return []
+    problems = []
+    compose_file = app.get("app_compose_file")
+    if not (isinstance(compose_file, str) and compose_file.strip()):
+        problems.append(
+            "app_compose_file must name the app's compose file template (app_runtime is compose), for example"
+            " compose.yml.j2 next to the inventory."
+        )
+    service = app.get("app_compose_service", "web")
+    if not (isinstance(service, str) and _SERVICE.match(service)):
+        problems.append(f"app_compose_service must be a compose service name (got {service!r}).")
+    image = app.get("app_image_name") or ""
+    if not (isinstance(image, str) and (image == "" or _IMAGE.match(image))):
+        problems.append(
+            f"app_image_name must be an image repository name in lower case, such as journal or team/journal"
+            f" (got {image!r}); empty is app_name."
+        )
+    dockerfile = app.get("app_dockerfile", "Dockerfile")
+    if not (
+        isinstance(dockerfile, str)
+        and dockerfile
+        and not dockerfile.startswith("/")
+        and ".." not in dockerfile.split("/")
+    ):
+        problems.append(
+            f"app_dockerfile must be a path inside the release's source, relative, without .. (got {dockerfile!r})."
+        )
+    if app.get("app_slots"):
+        problems.append(
+            "app_slots (blue-green) is not available with app_runtime compose yet: the slots are systemd units."
+            " Deploy with deploy.yml (one host at a time out of the load balancer), or use app_runtime systemd."
+        )
+    commands = app.get("app_commands")
+    if isinstance(commands, list):
+        built = [str(item.get("name")) for item in commands if isinstance(item, Mapping) and item.get("run") == "build"]
+        if built:
+            problems.append(
+                f"app_commands entries {', '.join(built)} run in the build (run: build), which under app_runtime"
+                " compose is the image's: run them in the Dockerfile, or give them run: once or per_host."
+            )
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {"compose_problems": compose_problems}

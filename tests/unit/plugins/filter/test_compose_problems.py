@@ -1,0 +1,37 @@
+"""compose_problems: what app_runtime compose refuses, each problem naming its variable; nothing under systemd."""
+
+from ansible_collections.opsbook.webstack.plugins.filter.app_problems import app_problems_by_host
+from ansible_collections.opsbook.webstack.plugins.filter.compose_problems import compose_problems
+
+GOOD = {"app_runtime": "compose", "app_compose_file": "compose.yml.j2"}
+
+
+def test_a_complete_compose_description_and_systemd_have_no_problem():
+    assert compose_problems(GOOD) == []
+    assert compose_problems({**GOOD, "app_image_name": "team/journal", "app_dockerfile": "docker/Dockerfile"}) == []
+    assert compose_problems({"app_slots": {"blue": {}}, "app_commands": [{"name": "x", "run": "build"}]}) == []
+    assert compose_problems({"app_runtime": "systemd"}) == []
+
+
+def test_each_problem_names_its_variable():
+    assert [p.split()[0] for p in compose_problems({"app_runtime": "compose"})] == ["app_compose_file"]
+    assert "app_compose_file" in compose_problems({**GOOD, "app_compose_file": "  "})[0]
+    assert compose_problems({**GOOD, "app_compose_service": "we b"})[0].startswith("app_compose_service")
+    assert compose_problems({**GOOD, "app_image_name": "Journal"})[0].startswith("app_image_name")
+    for bad in ("/etc/Dockerfile", "../Dockerfile", ""):
+        assert compose_problems({**GOOD, "app_dockerfile": bad})[0].startswith("app_dockerfile"), bad
+    assert compose_problems({**GOOD, "app_slots": {"blue": {"port": 8001}}})[0].startswith("app_slots")
+    built = compose_problems({**GOOD, "app_commands": [{"name": "compress", "argv": ["x"], "run": "build"}]})
+    assert built[0].startswith("app_commands entries compress")
+
+
+def test_validate_runs_it_on_every_host():
+    views = {
+        "app1": {"values": {"app_name": "journal", "app_user": "journal", "app_root": "/srv/journal",
+                            "app_http_port": 8000, "app_workers": [], "app_runtime": "compose"}},
+        "app2": {"values": {"app_name": "journal", "app_user": "journal", "app_root": "/srv/journal",
+                            "app_http_port": 8000, "app_workers": [], **GOOD}},
+    }  # fmt: skip
+    problems = app_problems_by_host(views)
+    assert problems["app2"] == []
+    assert [p.split()[0] for p in problems["app1"]] == ["app_compose_file"]
