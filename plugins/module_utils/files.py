@@ -3,7 +3,8 @@
 """Writing a file so that a reader sees the old content or the new one, never a part.
 
 One copy for the modules that rewrite a file in place (deploy_record's local fact,
-nginx_upstream_server's upstream file).
+nginx_upstream_server's and caddy_upstream_server's upstream files), and the check-then-reload
+walk both upstream modules take (rewrite_checked).
 """
 
 from __future__ import annotations
@@ -35,3 +36,43 @@ def write_atomic(path: str, content: str, mode: int | None = None) -> None:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def rewrite_checked(module, path: str, edit, check_command: list, reload_command: list, software: str) -> None:
+    """Rewrite path as edit(old text) -> (new text, the line it set) says, then check and reload; exits the module.
+
+    Unchanged, or in check mode: reports and changes nothing. Else the new file is written atomically and
+    check_command run; a refusal puts the old file back and reloads nothing. Then reload_command. A file that
+    cannot be read or edited (edit raises ValueError) fails with nothing changed. The result: changed, server
+    (the line), reloaded, and the diff in diff mode.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            old = fh.read()
+        new, line = edit(old)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=f"{path}: {exc}; nothing was changed", reloaded=False)
+    result = {"changed": new != old, "server": line, "reloaded": False}
+    if module._diff and new != old:
+        result["diff"] = {"before": old, "after": new, "before_header": path, "after_header": path}
+    if new == old or module.check_mode:
+        module.exit_json(**result)
+    write_atomic(path, new)
+    rc, out, err = module.run_command(check_command)
+    if rc != 0:
+        write_atomic(path, old)
+        module.fail_json(
+            msg=f"{' '.join(check_command)} refused the configuration with {path} changed; "
+            f"the old file was put back and {software} was not reloaded: {(err or out).strip()[-2000:]}",
+            rc=rc,
+            reloaded=False,
+        )
+    rc, out, err = module.run_command(reload_command)
+    if rc != 0:
+        module.fail_json(
+            msg=f"{' '.join(reload_command)} failed after {path} was changed: {(err or out).strip()[-2000:]}",
+            rc=rc,
+            reloaded=False,
+        )
+    result["reloaded"] = True
+    module.exit_json(**result)

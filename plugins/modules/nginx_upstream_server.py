@@ -87,7 +87,7 @@ reloaded:
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.opsbook.webstack.plugins.module_utils.files import write_atomic
+from ansible_collections.opsbook.webstack.plugins.module_utils.files import rewrite_checked
 
 
 def server_line(host: str, port: int):
@@ -116,37 +116,14 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    path = p["path"]
-    try:
-        with open(path, encoding="utf-8") as fh:
-            old = fh.read()
-        new, line = marked(old, p["host"], p["port"], p["state"] == "down")
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg=f"{path}: {exc}; nothing was changed", reloaded=False)
-    result = {"changed": new != old, "server": line, "reloaded": False}
-    if module._diff and new != old:
-        result["diff"] = {"before": old, "after": new, "before_header": path, "after_header": path}
-    if new == old or module.check_mode:
-        module.exit_json(**result)
-    write_atomic(path, new)
-    rc, out, err = module.run_command(p["test_command"])
-    if rc != 0:
-        write_atomic(path, old)
-        module.fail_json(
-            msg=f"{' '.join(p['test_command'])} refused the configuration with {path} changed; "
-            f"the old file was put back and nginx was not reloaded: {(err or out).strip()}",
-            rc=rc,
-            reloaded=False,
-        )
-    rc, out, err = module.run_command(p["reload_command"])
-    if rc != 0:
-        module.fail_json(
-            msg=f"{' '.join(p['reload_command'])} failed after {path} was changed: {(err or out).strip()}",
-            rc=rc,
-            reloaded=False,
-        )
-    result["reloaded"] = True
-    module.exit_json(**result)
+    rewrite_checked(
+        module,
+        p["path"],
+        lambda text: marked(text, p["host"], p["port"], p["state"] == "down"),
+        p["test_command"],
+        p["reload_command"],
+        "nginx",
+    )
 
 
 if __name__ == "__main__":
