@@ -137,6 +137,19 @@ def rq_jobs(name: str) -> dict[str, dict]:
     return json.loads(out.stdout)
 
 
+def test_check_mode_reports_the_release_and_changes_nothing():
+    live = host_release("mc-app1")
+    images = {name: HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split() for name in APP_HOSTS}
+    result, recap = deploy("v2", "--check")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert result.stdout.count("would install release") == 2, result.stdout[-4000:]
+    assert "DEPLOY | Build the image" not in result.stdout
+    for name in APP_HOSTS:
+        assert host_release(name) == live
+        runs_release(name, live)
+        assert HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split() == images[name]
+
+
 def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
     v1 = host_release("mc-app1")
     hooks = json.dumps({"deploy_hooks": {"before_restart": str(SCENARIO_DIR / "hooks" / "before_restart.yml")}})
