@@ -46,6 +46,21 @@ options:
         must be at least as new as the server (C(pg_dump)) or the pg_dump that wrote the archive (C(pg_restore)).
     type: path
     aliases: [bin_dir]
+  container:
+    description:
+      - Name or id of a running container, on the host that runs the module, whose PostgreSQL to use (the database
+        as a service of a compose project). C(pg_dump), C(pg_restore) and C(psql) then run inside it, as
+        C(docker exec --interactive --user postgres <container> ...) with the archive streamed between the
+        host's file and their stdin or stdout; O(pg_bin_dir) is then a directory inside the container, and the
+        login options are as the tools see them there (by default the local socket, where C(postgres) logs in
+        by peer authentication, no password). The host needs the docker CLI, not the client tools or psycopg.
+      - The libpq variables, the password among them, are passed by name (C(--env PGPASSWORD)), their values in
+        the docker CLI's environment, never on a command line.
+      - A streamed archive is read in one pass by one process, so C(pg_restore --jobs) does not apply, and the
+        directory format (a directory inside the container) is refused.
+    type: str
+    default: ""
+    version_added: 0.4.0
 notes:
   - The connection options are shared by every module of the collection that connects to PostgreSQL
     (M(opsbook.webstack.pg_dump_verify), M(opsbook.webstack.pg_backup_dump)).

@@ -27,6 +27,12 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import
     directory_sha256,
     file_sha256,
 )
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_container import (
+    PsqlSession,
+    docker_cli,
+    exec_argv,
+    tool,
+)
 from ansible_collections.opsbook.webstack.plugins.module_utils.postgres import (
     alarming,
     connect_params,
@@ -152,7 +158,8 @@ class SnapshotCounter(threading.Thread):
             for schema, name in self.cur.fetchall():
                 # Identifiers from the catalog, quoted: not user input.
                 self.cur.execute(f"SELECT count(*) FROM {quote_ident(schema)}.{quote_ident(name)}")  # noqa: S608
-                self.tables[f"{schema}.{name}"] = self.cur.fetchone()[0]
+                # int(): a psql session in a container (module_utils/pg_container.py) answers in text.
+                self.tables[f"{schema}.{name}"] = int(self.cur.fetchone()[0])
         except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
             self.error = exc
 
@@ -166,10 +173,10 @@ class SnapshotCounter(threading.Thread):
 def read_migrations(cur) -> list:
     """Applied Django migrations per app, on the cursor of the snapshot's transaction."""
     cur.execute("SELECT to_regclass('public.django_migrations') IS NOT NULL")
-    if not cur.fetchone()[0]:
+    if cur.fetchone()[0] in (False, "f"):  # a psql session in a container answers t or f
         return []
     cur.execute("SELECT app, max(name), count(*) FROM public.django_migrations GROUP BY app ORDER BY app")
-    return [{"app": app, "latest": latest, "applied": applied} for app, latest, applied in cur.fetchall()]
+    return [{"app": app, "latest": latest, "applied": int(applied)} for app, latest, applied in cur.fetchall()]
 
 
 def _reader_failure(dest: str, read_rc: int | None, read_stderr: str, stopped: bool) -> VerifyError | None:
@@ -182,8 +189,11 @@ def _reader_failure(dest: str, read_rc: int | None, read_stderr: str, stopped: b
     return VerifyError(reason, f"pg_restore could not read {dest} as it was written: {detail[-1500:]}")
 
 
-def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) -> tuple:
+def dump_verified(argv: list, env: dict, dest: str, reader_argv: list, counts_of, stdout=None) -> tuple:
     """Run pg_dump while reading its output once, as it is written.
+
+    reader_argv: ``pg_restore -a -f -`` (through docker exec for a container); stdout: pg_dump's
+    output file when it writes to its stdout (in a container) instead of --file.
 
     Here only the archive's framing is read (module_utils.pg_archive.CustomArchive.follow without
     decode: block headers, chunk lengths, the TOC); the same bytes go to ``pg_restore -a -f -``,
@@ -195,8 +205,8 @@ def dump_verified(argv: list, env: dict, dest: str, pg_restore: str, counts_of) 
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as read_err:
         # Arguments are built by this module, never a shell string.
         # Both at once, with pipes (module_utils.processes: run_command runs one command to its end).
-        dump = start(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=dump_err)
-        reader = start([pg_restore, "-a", "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=read_err)
+        dump = start(argv, env=env, stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL, stderr=dump_err)
+        reader = start(reader_argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=read_err)
         output = _OutputCounter(reader.stdout)
         output.start()
         tap = _PipeTap(reader.stdin)
@@ -277,44 +287,74 @@ class Failed(Exception):
 
 
 def dump(p: dict, check_mode: bool, result: dict) -> dict:
-    """The dump with counts from the same snapshot (verified while written with verify=content)."""
+    """The dump with counts from the same snapshot (verified while written with verify=content).
+
+    With p["container"], every tool runs in that container (module_utils/pg_container.py): the
+    snapshot's transaction is a psql session there, pg_dump writes the archive to its stdout, which
+    is the file, and pg_restore reads it on its stdin."""
     if os.path.lexists(p["dest"]):
         raise Failed(f"{p['dest']} already exists: a dump never overwrites a file")
     if check_mode:
         return result
-    if _driver is None:
-        raise Failed(missing_required_lib("psycopg or psycopg2"), exception=DRIVER_ERROR)
-
-    pg_dump = find_tool("pg_dump", p["pg_bin_dir"])
-    if pg_dump is None:
-        where = p["pg_bin_dir"] and f"pg_bin_dir {p['pg_bin_dir']}"
-        where = where or "/usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or the PATH"
-        raise Failed(f"pg_dump was not found in {where}; nothing was dumped")
+    container = p.get("container")
+    if container:
+        docker = docker_cli()
+        if docker is None:
+            raise Failed(f"the docker CLI was not found on this host (container {container}); nothing was dumped")
+        pg_dump = tool("pg_dump", p["pg_bin_dir"])
+    else:
+        if _driver is None:
+            raise Failed(missing_required_lib("psycopg or psycopg2"), exception=DRIVER_ERROR)
+        pg_dump = find_tool("pg_dump", p["pg_bin_dir"])
+        if pg_dump is None:
+            where = p["pg_bin_dir"] and f"pg_bin_dir {p['pg_bin_dir']}"
+            where = where or "/usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or the PATH"
+            raise Failed(f"pg_dump was not found in {where}; nothing was dumped")
     started = time.monotonic()
     conn = None
+    out = None
+    # The password in the tools' environment (PGPASSWORD; for a container, the docker CLI's,
+    # passed on by name), never in an argv.
+    env = {**os.environ, **libpq_env(p, database=p["database"])}
     try:
-        conn = _driver.connect(**connect_params(p, p["database"]))
-        conn.autocommit = True  # the transaction below is explicit
-        cur = conn.cursor()
+        if container:
+            cur = conn = PsqlSession(
+                docker, container, p["database"], libpq_env(p, database=p["database"]), p["pg_bin_dir"]
+            )
+        else:
+            conn = _driver.connect(**connect_params(p, p["database"]))
+            conn.autocommit = True  # the transaction below is explicit
+            cur = conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
         snapshot, server_version = cur.fetchone()
         # The counts run in the exporting transaction while pg_dump reads the same snapshot.
         counter = SnapshotCounter(cur)
         counter.start()
-        # The password in pg_dump's environment (PGPASSWORD), never in its argv.
-        env = {**os.environ, **libpq_env(p, database=p["database"])}
         argv = [pg_dump, f"--snapshot={snapshot}", "--format", p["format"], "--compress", str(p["compress"])]
-        argv += ["--file", p["dest"]]
+        if container:
+            # The custom format streams: pg_dump writes it to the exec's stdout, which is the file
+            # (0600 from its first byte); its TOC then has no data offsets, which pg_restore and
+            # the verification read as such (each block is found where it follows the last).
+            out = open(os.open(p["dest"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")  # noqa: SIM115
+            argv = exec_argv(docker, container, argv, env, stdin=False)
+            reader_argv = exec_argv(docker, container, [tool("pg_restore", p["pg_bin_dir"]), "-a", "-f", "-"])
+        else:
+            argv += ["--file", p["dest"]]
+            reader_argv = [os.path.join(os.path.dirname(pg_dump), "pg_restore"), "-a", "-f", "-"]
         if p["format"] == "directory":
             argv += ["--jobs", str(p["jobs"])]
         if p["verify"] == "content":
-            pg_restore = os.path.join(os.path.dirname(pg_dump), "pg_restore")
-            rc, stderr, verification, error = dump_verified(argv, env, p["dest"], pg_restore, counter.counts)
+            rc, stderr, verification, error = dump_verified(argv, env, p["dest"], reader_argv, counter.counts, out)
             result["verification"] = verification
         else:
-            run = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace", check=False)  # noqa: S603
+            # Arguments built here, never a shell string.
+            run = subprocess.run(  # noqa: S603
+                argv, env=env, stdout=out, stderr=subprocess.PIPE, text=True, errors="replace", check=False
+            )
             rc, stderr, error = run.returncode, run.stderr, None
+        if out is not None:
+            out.close()
         if rc not in (0, None):
             remove(p["dest"])
             raise Failed(f"pg_dump failed (exit {rc}): {stderr.strip()}")
@@ -327,14 +367,21 @@ def dump(p: dict, check_mode: bool, result: dict) -> dict:
             )
         tables = counter.counts()
         migrations = read_migrations(cur) if p["migrations"] == "django" else []
-        version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False)  # noqa: S603
+        version_argv = (
+            exec_argv(docker, container, [pg_dump, "--version"], stdin=False) if container else [pg_dump, "--version"]
+        )
+        version = subprocess.run(version_argv, capture_output=True, text=True, check=False)  # noqa: S603
         cur.execute("ROLLBACK")
     except Failed:
         raise
     except Exception as exc:  # the driver's errors do not share a base class across psycopg 2 and 3
         remove(p["dest"])
-        raise Failed(f"Dump of {p['database']} failed: {exc}", exception=traceback.format_exc()) from None
+        where = f" in container {container}" if container else ""
+        what = f"Dump of {p['database']}{where} failed"
+        raise Failed(f"{what}: {exc}", exception=traceback.format_exc()) from None
     finally:
+        if out is not None and not out.closed:
+            out.close()
         if conn is not None:
             conn.close()
     is_dir = os.path.isdir(p["dest"])

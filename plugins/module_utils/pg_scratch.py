@@ -46,11 +46,14 @@ def create_sql(database: str, options: dict | None) -> str:
 class ScratchRestore:
     """The tools' side of a restore into a new database; the caller decides when to keep or drop it."""
 
-    def __init__(self, run, psql: str, env: dict, maintenance_db: str) -> None:
+    def __init__(self, run, psql: str, env: dict, maintenance_db: str, stream: bool = False) -> None:
+        """stream: the tools run in a container (pg_dump_verify's container option): the archive is
+        streamed to their stdin (run's stdin_path), so pg_restore reads it with one job."""
         self.run = run
         self.psql_bin = psql
         self.env = env
         self.maintenance_db = maintenance_db
+        self.stream = stream
 
     def create(self, database: str, options: dict | None) -> None:
         self.psql(self.maintenance_db, create_sql(database, options), f"creating the scratch database {database}")
@@ -60,10 +63,14 @@ class ScratchRestore:
         argv = [pg_restore, "--no-password", "--dbname", database, "--exit-on-error"]
         if no_owner:
             argv += ["--no-owner", "--no-privileges"]
-        if jobs > 1:
-            argv += ["--jobs", str(jobs)]
-        argv.append(path)
-        rc, _output, stderr = self.run(argv, "pg_restore into the scratch database", env=self.env)
+        what = "pg_restore into the scratch database"
+        if self.stream:  # pg_restore reads a pipe in order: one job (--jobs needs a file it can seek in)
+            rc, _output, stderr = self.run(argv, what, env=self.env, stdin_path=path)
+        else:
+            if jobs > 1:
+                argv += ["--jobs", str(jobs)]
+            argv.append(path)
+            rc, _output, stderr = self.run(argv, what, env=self.env)
         if rc != 0 or alarming(stderr):
             raise VerifyError(
                 "restore_error",
@@ -76,7 +83,11 @@ class ScratchRestore:
         # -o /dev/null: the dump's SELECTs (set_config, setval, lowrite) print rows nobody reads.
         argv = [self.psql_bin, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction"]
         argv += ["-o", os.devnull, "-d", database]
-        if not compressed:
+        if self.stream:  # the SQL on psql's stdin, decompressed on the way
+            rc, _output, stderr = self.run(
+                argv, "psql restoring the SQL", env=self.env, stdin_path=path, gunzip=compressed
+            )
+        elif not compressed:
             rc, _output, stderr = self.run([*argv, "-f", path], "psql restoring the SQL", env=self.env)
         else:
             workdir = tempfile.mkdtemp(prefix="pg_dump_verify-")

@@ -39,6 +39,7 @@ def postgres_common_argument_spec(login_user_default: str = "postgres") -> dict:
         login_password=dict(type="str", default="", no_log=True),
         login_unix_socket=dict(type="str", default=""),
         pg_bin_dir=dict(type="path", aliases=["bin_dir"]),
+        container=dict(type="str", default=""),
     )
 
 

@@ -30,6 +30,10 @@ description:
     the module then drops to O(prepare.owner) (its primary and supplementary groups) for the
     lock and the dump, as C(become_user) would. When the dump fails, the lock is released.
   - The password never appears in a command line; C(pg_dump) gets it through its environment.
+  - With O(container), the snapshot's transaction is a C(psql) session in the container and C(pg_dump) writes
+    the custom format to its stdout, which is O(dest) (C(0600) from its first byte); with O(verify=content),
+    C(pg_restore -a -f -) in the container reads the same bytes. The archive's TOC then holds no data
+    offsets (pg_dump cannot seek back in a pipe), as with C(pg_dump -Fc > file); pg_restore reads it in order.
 options:
   database:
     description: Database to dump.
@@ -129,8 +133,9 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - psycopg (3) or psycopg2 on the host that runs the module
-  - pg_dump of the server's major version or newer
+  - psycopg (3) or psycopg2 on the host that runs the module (not with O(container))
+  - pg_dump of the server's major version or newer (in the container with O(container))
+  - the docker CLI, with O(container)
 seealso:
   - module: opsbook.webstack.pg_dump_verify
 author:
@@ -305,6 +310,12 @@ def main() -> None:
     if p["verify"] == "content" and p["format"] != "custom":
         module.fail_json(
             msg="verify=content needs format=custom; verify a directory archive with pg_dump_verify", **result
+        )
+    if p["container"] and p["format"] != "custom":
+        module.fail_json(
+            msg=f"format={p['format']} cannot stream out of container {p['container']}: only the custom format "
+            "streams (in the backup role: backup_format custom with app_db_compose_service)",
+            **result,
         )
     directory, owner = None, None
     if p["prepare"]:

@@ -427,9 +427,13 @@ restore:
 """
 
 import contextlib
+import gzip
 import os
 import re
 import secrets
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import traceback
@@ -448,6 +452,7 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import
     normalize_table,
     open_archive,
 )
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_container import docker_cli, exec_argv, tool
 from ansible_collections.opsbook.webstack.plugins.module_utils.pg_scratch import CREATE_KEYS, ScratchRestore, tail
 from ansible_collections.opsbook.webstack.plugins.module_utils.postgres import (
     alarming,
@@ -685,6 +690,7 @@ class Verification:
         # While the scratch restore runs, pg_restore reads every data item into it: no second
         # pg_restore into /dev/null.
         if self.archive.format in _ARCHIVE_FORMATS and self.pending is None:
+            self._refuse_directory_in_container()
             pg_restore = self._pg_bin("pg_restore")
             reader = threading.Thread(target=self._pg_restore_read, args=(pg_restore, outcome))
             reader.start()
@@ -704,9 +710,14 @@ class Verification:
     def _pg_restore_read(self, pg_restore: str, outcome: dict) -> None:
         """pg_restore -f /dev/null reads every data item as a restore would; it must say nothing alarming."""
         try:
-            rc, _output, stderr = self._run(
-                [pg_restore, "-f", os.devnull, self.params["path"]], "pg_restore -f /dev/null"
-            )
+            if self.params["container"]:  # the archive streamed to pg_restore's stdin in the container
+                rc, _output, stderr = self._run(
+                    [pg_restore, "-f", os.devnull], "pg_restore -f /dev/null", stdin_path=self.params["path"]
+                )
+            else:
+                rc, _output, stderr = self._run(
+                    [pg_restore, "-f", os.devnull, self.params["path"]], "pg_restore -f /dev/null"
+                )
         except VerifyError as exc:
             outcome["error"] = exc
             return
@@ -787,12 +798,15 @@ class Verification:
                 f"{path} contains psql meta-commands ({'; '.join(meta[:3])}): restoring it could connect to "
                 "another database than the scratch one, so the module does not restore it",
             )
+        self._refuse_directory_in_container()
         prefix = self.params["scratch_db_prefix"]
         scratch = self.params["restore_database"] or f"{prefix}_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}"
         restore = {"database": scratch, "tool": None, "seconds": None, "tables": {}, "dropped": False, "kept": False}
         restore["during_read"] = background
         self.result["restore"] = restore
-        passfile = write_passfile(self.params["login_password"], "pg_dump_verify")
+        # In a container the tools cannot read a passfile on the host: PGPASSWORD, passed to the
+        # exec by name (module_utils/pg_container.py), never in an argv.
+        passfile = None if self.params["container"] else write_passfile(self.params["login_password"], "pg_dump_verify")
         self.pending = {"scratch": scratch, "passfile": passfile, "created": False, "error": None, "tools": None}
         self.pending["env"] = self._pg_env(passfile)
         if background:
@@ -807,7 +821,13 @@ class Verification:
         try:
             # module_utils/pg_scratch.py: the same steps for the drill's scratch database and the
             # real restore's new one (restore_database, restore_keep).
-            tools = ScratchRestore(self._run, self._pg_bin("psql"), pending["env"], params["maintenance_db"])
+            tools = ScratchRestore(
+                self._run,
+                self._pg_bin("psql"),
+                pending["env"],
+                params["maintenance_db"],
+                stream=bool(params["container"]),
+            )
             pending["tools"] = tools
             tools.create(pending["scratch"], params["restore_create"])
             pending["created"] = True
@@ -897,8 +917,18 @@ class Verification:
         )
         return env
 
+    def _refuse_directory_in_container(self) -> None:
+        if self.params["container"] and self.archive.format == "directory":
+            raise VerifyError(
+                "invalid_argument",
+                f"{self.params['path']} is a directory archive, which cannot stream into container "
+                f"{self.params['container']}: read it at level content without container, or dump in the custom format",
+            )
+
     def _pg_bin(self, name: str) -> str:
         bin_dir = self.params["pg_bin_dir"]
+        if self.params["container"]:
+            return tool(name, bin_dir)
         found = find_tool(name, bin_dir)
         if found:
             return found
@@ -908,17 +938,32 @@ class Verification:
             "tool_missing", f"{name} was not found (looked in /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin and the PATH)"
         )
 
-    def _run(self, argv: list, what: str, env: dict | None = None) -> tuple:
-        """Run a tool under coreutils' timeout, so every command has a deadline that names it."""
+    def _run(
+        self, argv: list, what: str, env: dict | None = None, stdin_path: str | None = None, gunzip: bool = False
+    ) -> tuple:
+        """Run a tool under coreutils' timeout, so every command has a deadline that names it.
+
+        With the container option, the tool runs in it (docker exec; the variables of env passed by
+        name); stdin_path is a file streamed to its stdin (gunzip: decompressed on the way)."""
         timeout = self.params["timeout"]
+        # English messages: the checks look for pg_restore's wording.
+        update = {**(env or {}), "LC_ALL": "C"}
+        if self.params["container"]:
+            docker = docker_cli()
+            if docker is None:
+                raise VerifyError(
+                    "tool_missing", f"the docker CLI was not found (container {self.params['container']})"
+                )
+            argv = exec_argv(docker, self.params["container"], argv, update, stdin=stdin_path is not None)
         wrapper = self.module.get_bin_path("timeout")
         if wrapper:
             argv = [wrapper, "--kill-after=30", str(timeout), *argv]
-        # English messages: the checks look for pg_restore's wording.
-        update = {**(env or {}), "LC_ALL": "C"}
-        # errors="replace": a damaged archive's bytes quoted by pg_restore or psql become U+FFFD, never
-        # surrogates, which Ansible refuses to carry back ("invalid UTF8 string").
-        rc, stdout, stderr = self.module.run_command(argv, environ_update=update, errors="replace")
+        if stdin_path is not None:
+            rc, stdout, stderr = _run_streaming(argv, update, stdin_path, gunzip)
+        else:
+            # errors="replace": a damaged archive's bytes quoted by pg_restore or psql become U+FFFD, never
+            # surrogates, which Ansible refuses to carry back ("invalid UTF8 string").
+            rc, stdout, stderr = self.module.run_command(argv, environ_update=update, errors="replace")
         if wrapper and rc in (124, 137):
             raise VerifyError("timeout", f"{what} did not finish within {timeout} s (option timeout) and was stopped")
         return rc, stdout, self._mask(stderr)
@@ -926,6 +971,37 @@ class Verification:
     def _mask(self, text: str) -> str:
         password = self.params["login_password"]
         return text.replace(password, "********") if password else text
+
+
+def _run_streaming(argv: list, update: dict, path: str, gunzip: bool) -> tuple:
+    """argv with the file at path on its stdin (gunzip: decompressed by a thread on the way); (rc, stdout, stderr)."""
+    env = {**os.environ, **update}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        if gunzip:
+            # Arguments built by this module, never a shell string.
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err)  # noqa: S603
+            feeder = threading.Thread(target=_feed, args=(path, proc.stdin), daemon=True)
+            feeder.start()
+            rc = proc.wait()
+            feeder.join(timeout=10)
+        else:
+            with open(path, "rb") as src:
+                rc = subprocess.run(argv, env=env, stdin=src, stdout=out, stderr=err, check=False).returncode  # noqa: S603
+        out.seek(0)
+        err.seek(0)
+        return rc, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+
+
+def _feed(path: str, pipe) -> None:
+    """The decompressed file into pipe; a reader that stopped ends it (its exit status says why)."""
+    try:
+        with gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, pipe, 1 << 20)
+    except (OSError, EOFError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
 
 
 def main() -> None:
