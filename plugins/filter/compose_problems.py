@@ -18,7 +18,9 @@ description:
   - Refused under compose, before anything changes - no C(app_compose_file); a service, image or
     Dockerfile name that Compose or Docker would refuse; C(app_slots) (blue-green slots are units of
     the systemd runtime; two compose projects per host are not built yet); an C(app_commands) entry
-    with C(run=build) (under compose the build is the image's, so run such a step in the Dockerfile).
+    with C(run=build) (under compose the build is the image's, so run such a step in the Dockerfile);
+    C(app_db_compose_service) that is not a service name or is C(app_compose_service).
+  - C(app_db_compose_service) is refused with any other runtime (it needs C(app_runtime=compose)).
 options:
   _input:
     description: The app variables of one host.
@@ -48,11 +50,32 @@ _SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
+def _db_service_problems(app: dict) -> list[str]:
+    """app_db_compose_service: PostgreSQL as a service of the app's compose project on the db host."""
+    service = app.get("app_db_compose_service") or ""
+    if service == "":
+        return []
+    if app.get("app_runtime", "systemd") != "compose":
+        return [
+            f"app_db_compose_service ({service!r}) needs app_runtime compose: it names the service of the app's"
+            " compose project that runs PostgreSQL on the db host. Leave it empty for a PostgreSQL installed on"
+            " the db host."
+        ]
+    if not (isinstance(service, str) and _SERVICE.match(service)):
+        return [f"app_db_compose_service must be a compose service name, or empty (got {service!r})."]
+    if service == app.get("app_compose_service", "web"):
+        return [
+            f"app_db_compose_service ({service!r}) must not be app_compose_service: PostgreSQL runs in a service"
+            " of its own."
+        ]
+    return []
+
+
 def compose_problems(app) -> list[str]:
     app = dict(app or {}) if isinstance(app, Mapping) else {}
     if app.get("app_runtime", "systemd") != "compose":
-        return []
-    problems = []
+        return _db_service_problems(app)
+    problems = _db_service_problems(app)
     compose_file = app.get("app_compose_file")
     if not (isinstance(compose_file, str) and compose_file.strip()):
         problems.append(

@@ -1,6 +1,6 @@
 """What is not built for app_runtime compose yet is refused, naming it, before anything changes: restart.yml
-(systemd units), celery.yml (a release virtualenv on the host) and a real restore (its stop and start steps);
-a restore drill is not refused."""
+(systemd units), celery.yml (a release virtualenv on the host) and a restore that would switch the code to the
+backup's release; a restore (its stop and start steps are the compose project's) and a drill are not refused."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ BASE = {
         (
             "restore",
             "check",
-            {"restore_mode": "restore"},
-            "restore.yml does not restore an app under app_runtime compose",
+            {"restore_mode": "restore", "restore_release_mismatch": "switch"},
+            "restore_release_mismatch=switch is not available with app_runtime compose yet",
         ),
     ],
 )
@@ -42,9 +42,10 @@ def test_refused_under_compose(tmp_path, role, tasks, extra, message):
     assert "Nothing was" in result.stdout
 
 
-def test_a_restore_drill_is_not_refused_for_compose(tmp_path):
+@pytest.mark.parametrize("mode", ["drill", "restore"])
+def test_a_restore_or_drill_is_not_refused_for_compose(tmp_path, mode):
     result = playbook_on_localhost(
-        tmp_path, PLAY.format(role="restore", tasks="check"), {**BASE, "restore_mode": "drill"}
+        tmp_path, PLAY.format(role="restore", tasks="check"), {**BASE, "restore_mode": mode, "restore_confirm": True}
     )
-    assert "restore.yml does not restore an app under app_runtime compose" not in result.stdout
-    assert "An app under compose is restored by hand for now" in result.stdout  # the check ran, and passed
+    assert "is not available with app_runtime compose" not in result.stdout
+    assert "Under compose, the code is not switched to the backup's release yet" in result.stdout  # ran, passed

@@ -35,3 +35,18 @@ def test_validate_runs_it_on_every_host():
     problems = app_problems_by_host(views)
     assert problems["app2"] == []
     assert [p.split()[0] for p in problems["app1"]] == ["app_compose_file"]
+
+
+def test_the_database_service_names_its_variable():
+    """app_db_compose_service: PostgreSQL as a service of the compose project on the db host."""
+    assert compose_problems({**GOOD, "app_db_compose_service": "db"}) == []
+    assert compose_problems({**GOOD, "app_db_compose_service": ""}) == []
+    assert compose_problems({"app_runtime": "systemd", "app_db_compose_service": ""}) == []
+    for app in ({"app_db_compose_service": "db"}, {"app_runtime": "systemd", "app_db_compose_service": "db"}):
+        (problem,) = compose_problems(app)
+        assert problem.startswith("app_db_compose_service ('db') needs app_runtime compose"), problem
+    for bad in ("d b", "-db", ["db"]):
+        (problem,) = compose_problems({**GOOD, "app_db_compose_service": bad})
+        assert problem.startswith("app_db_compose_service must be a compose service name"), problem
+    (problem,) = compose_problems({**GOOD, "app_db_compose_service": "web"})
+    assert problem.startswith("app_db_compose_service ('web') must not be app_compose_service"), problem
