@@ -24,3 +24,16 @@ if [ "$(docker image inspect -f "{{ index .Config.Labels \"${HASH_LABEL}\" }}" "
   docker build -q --build-arg "BASE_IMAGE=${OPSBOOK_BASE_IMAGE}" --label "${HASH_LABEL}=${want}" -t "${journal_base}" "${ctx}" >/dev/null
   rm -rf "${ctx}"
 fi
+
+# PostgreSQL 15 from Debian's packages as an image (images/postgres), for a database that runs as a
+# compose service (app_db_compose_service): the scenario compose_db loads it into its db host's
+# engine, and tests/unit/plugins/modules/test_pg_container.py runs it. Skipped when its content
+# hash (the base's id, the Dockerfile, the entrypoint) matches the image's label.
+postgres_image="${OPSBOOK_POSTGRES_IMAGE:-opsbook/postgres:bookworm}"
+want="$( { docker image inspect -f '{{.Id}}' "${OPSBOOK_BASE_IMAGE}"; cat "${OPSBOOK_ROOT}/images/postgres/Dockerfile" \
+           "${OPSBOOK_ROOT}/images/postgres/entrypoint.sh"; } | sha256sum | cut -c1-16)"
+if [ "$(docker image inspect -f "{{ index .Config.Labels \"${HASH_LABEL}\" }}" "${postgres_image}" 2>/dev/null || true)" != "${want}" ]; then
+  log "building ${postgres_image} (images/postgres)"
+  docker build -q --build-arg "BASE_IMAGE=${OPSBOOK_BASE_IMAGE}" --label "${HASH_LABEL}=${want}" -t "${postgres_image}" \
+    "${OPSBOOK_ROOT}/images/postgres" >/dev/null
+fi

@@ -128,9 +128,7 @@ def test_rows_written_during_the_dump_are_in_neither_the_counts_nor_the_dump(pg,
     try:
         assert not result.failed, result.msg
         assert added, "the writer added no row while the dump ran"
-        verified = run_module(
-            "pg_dump_verify", {"path": str(tmp_path / "c.dump"), "level": "read", "container": pg}
-        )
+        verified = run_module("pg_dump_verify", {"path": str(tmp_path / "c.dump"), "level": "read", "container": pg})
         assert not verified.failed, verified.msg
         assert verified["tables"]["audit.event"] == result["tables"]["audit.event"]
         assert int(psql(pg, "SELECT count(*) FROM audit.event")) > result["tables"]["audit.event"]
@@ -172,8 +170,13 @@ def test_a_hostile_password_works_and_is_never_in_an_argv_or_the_result(pg, tmp_
         )
         restored = run_module(
             "pg_dump_verify",
-            {"path": str(tmp_path / "p.dump"), "level": "restore", "restore_no_owner": True, **login,
-             "restore_create": {"owner": USER}},  # fmt: skip
+            {
+                "path": str(tmp_path / "p.dump"),
+                "level": "restore",
+                "restore_no_owner": True,
+                **login,
+                "restore_create": {"owner": USER},
+            },  # fmt: skip
         )
     finally:
         stop.set()
@@ -236,7 +239,7 @@ def test_a_truncated_stream_fails_the_dump_and_leaves_nothing(pg, tmp_path):
     try:
         # As soon as pg_dump runs in the container (and has written some of the file), it is killed.
         kill = (
-            "while :; do for p in /proc/[0-9]*; do if [ \"$(cat $p/comm 2>/dev/null)\" = pg_dump ]; then "
+            'while :; do for p in /proc/[0-9]*; do if [ "$(cat $p/comm 2>/dev/null)" = pg_dump ]; then '
             "sleep 0.2; kill -9 ${p#/proc/}; exit 0; fi; done; done"
         )
         killer = threading.Thread(target=lambda: docker("exec", pg, "sh", "-c", kill, check=False), daemon=True)

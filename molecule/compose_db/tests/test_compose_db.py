@@ -1,0 +1,120 @@
+"""app_runtime compose with PostgreSQL in a container (issue 20 item 1, backup/restore): backup, drill, restore.
+
+Hosts: cd-lb1 (nginx) in front of cd-app1 (web, worker, beat as the containers of the compose project
+`journal`); cd-db1 runs PostgreSQL as that project's service `db` (app_db_compose_service) in its own
+Docker engine, its data in the named volume journal_pgdata, and Redis as a package. The tests build on
+each other (v1 deployed, rows, a backup, a drill, rows after it, a refused and a real restore), so they
+run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "tests" / "lab")]
+
+from molecule_scenario import host, playbook  # noqa: E402
+
+HOSTS = {name: host(name) for name in ("cd-lb1", "cd-app1", "cd-db1")}
+DB = HOSTS["cd-db1"]
+BACKUP_DIR = "/var/backups/opsbook/journal"
+BACKUP_ID = "cd1"
+# The db service's container, as the roles find it: by Compose's labels.
+DB_CONTAINER = (
+    "$(docker ps -q --filter label=com.docker.compose.project=journal --filter label=com.docker.compose.service=db)"
+)
+
+
+def sql(query: str, db: str = "journal") -> str:
+    """psql in the db service's container (as postgres, by peer authentication)."""
+    out = DB.run(f"docker exec --user postgres {DB_CONTAINER} psql -XAt -d %s -c %s", db, query)
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
+def articles() -> int:
+    return int(sql("SELECT count(*) FROM articles_article"))
+
+
+def add_articles(n: int, title: str) -> None:
+    # Test constants, not input.
+    query = "INSERT INTO articles_article (submission_id, title, author, status, abstract, metadata, created_at) "
+    query += f"SELECT gen_random_uuid(), '{title}', 'cd', 'DRAFT', '', '{{}}', now() "  # noqa: S608
+    query += f"FROM generate_series(1, {n})"
+    sql(query)
+
+
+def databases() -> set[str]:
+    return set(sql("SELECT datname FROM pg_database WHERE NOT datistemplate", db="postgres").split())
+
+
+def healthy_through_lb() -> bool:
+    return HOSTS["cd-lb1"].run("curl -fsS -o /dev/null --max-time 10 http://127.0.0.1/health/").rc == 0
+
+
+def test_the_database_runs_in_the_db_hosts_engine_and_no_postgresql_package_serves():
+    assert DB.service("docker").is_running
+    assert not DB.service("postgresql").is_running  # provision installed no PostgreSQL of its own
+    out = DB.run(f"docker inspect -f '{{{{.State.Health.Status}}}} {{{{.Config.Image}}}}' {DB_CONTAINER}")
+    assert out.rc == 0 and out.stdout.startswith("healthy opsbook/postgres:"), out.stdout + out.stderr
+
+
+def test_v1_deploys_against_the_database_in_the_container():
+    result, _ = playbook("deploy.yml", "-e", "deploy_ref=v1")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert healthy_through_lb()
+    add_articles(40, "before the backup")
+
+
+def test_backup_streams_the_dump_out_of_the_container_verified():
+    result, _ = playbook("backup.yml", "-e", f"backup_id={BACKUP_ID}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    manifest = json.loads(DB.file(f"{BACKUP_DIR}/journal-{BACKUP_ID}.json").content_string)
+    assert manifest["verified"] is True
+    assert manifest["verification"]["level"] == "content" and manifest["verification"]["during_dump"] is True
+    assert manifest["tables"]["public.articles_article"] == articles() == 40
+    assert manifest["migrations"], "the migration state read in the dump's snapshot"
+    assert manifest["server_version"].startswith("15")
+    dump = DB.file(f"{BACKUP_DIR}/journal-{BACKUP_ID}.dump")
+    assert dump.user == "root" and dump.mode == 0o600 and dump.size == manifest["size"]
+    assert DB.file(BACKUP_DIR).user == "root" and DB.file(BACKUP_DIR).mode == 0o700
+    assert f"{BACKUP_DIR}/journal-{BACKUP_ID}.dump".endswith(manifest["file"])
+    # The media archive of the app host came with it, as under systemd.
+    assert "media" in manifest["files"]
+
+
+def test_the_drill_restores_into_a_scratch_database_in_the_container_and_changes_nothing():
+    before = databases()
+    result, changed = playbook("restore.yml", "-e", "restore_mode=drill", "-e", f"restore_backup={BACKUP_ID}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert f"Drill: backup {BACKUP_ID} restored into a scratch database" in result.stdout
+    assert databases() == before
+    assert healthy_through_lb()
+
+
+def test_a_restore_without_confirmation_changes_nothing():
+    add_articles(7, "after the backup")
+    before = databases()
+    result, _ = playbook("restore.yml", "-e", f"restore_backup={BACKUP_ID}")
+    assert result.returncode != 0
+    assert "Set restore_confirm=true" in result.stdout
+    assert databases() == before and articles() == 47
+
+
+def test_a_restore_brings_the_backup_back_and_keeps_the_old_database():
+    result, _ = playbook("restore.yml", "-e", "restore_confirm=true", "-e", f"restore_backup={BACKUP_ID}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert articles() == 40
+    kept = [d for d in databases() if d.startswith("journal_pre_restore_")]
+    assert len(kept) == 1, databases()
+    assert int(sql("SELECT count(*) FROM articles_article", db=kept[0])) == 47
+    safety = DB.run(f"ls {BACKUP_DIR}/pre-restore/").stdout.split()
+    assert len(safety) == 1 and safety[0].startswith("journal-"), safety
+    # The app's containers were stopped for the swap and started again through Compose, healthy.
+    assert "RESTORE | Stop the app's containers" in result.stdout
+    web = HOSTS["cd-app1"].run("docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' journal-web-1")
+    assert web.stdout.strip() == "running healthy", web.stdout + web.stderr
+    assert healthy_through_lb()
