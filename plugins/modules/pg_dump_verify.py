@@ -117,6 +117,8 @@ options:
     description:
       - Parallel jobs for C(pg_restore -j) at the C(restore) level (custom and directory formats), and
         connections counting the restored rows at once (all formats).
+      - With O(container) the archive streams to C(pg_restore) through a pipe, which it reads with one job; the
+        rows are still counted on this many connections.
     type: int
     default: 1
   restore_no_owner:
