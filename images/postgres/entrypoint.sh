@@ -13,7 +13,11 @@ fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     initdb -D "$PGDATA" -U postgres -E UTF8 --locale=C.UTF-8 --auth-local=peer --auth-host=scram-sha-256 >/dev/null
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-    pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
+    # The temporary server listens on a private socket only: nothing (the healthcheck, a client)
+    # sees a server before the real one runs.
+    mkdir -p /tmp/opsbook-init
+    export PGHOST=/tmp/opsbook-init
+    pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -c unix_socket_directories=/tmp/opsbook-init" start >/dev/null
     if [ -n "${POSTGRES_USER:-}" ] && [ "${POSTGRES_USER}" != postgres ]; then
         psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 \getenv user POSTGRES_USER
@@ -30,6 +34,7 @@ CREATE DATABASE :"db" OWNER :"owner";
 SQL
     fi
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    unset PGHOST
 fi
 if [ "${1:-}" = postgres ]; then
     shift

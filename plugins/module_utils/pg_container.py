@@ -17,11 +17,14 @@ community.docker.docker_host_info.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 
 # The libpq variables the tools read: passed to the exec by name, their values in the CLI's environment.
 FORWARDED = (
@@ -141,3 +144,35 @@ class PsqlSession:
                 self._proc.wait()
         self._proc.stdout.close()
         self._stderr.close()
+
+
+def run_with_stdin(argv: list, update: dict, path: str, gunzip: bool) -> tuple:
+    """argv with the file at path on its stdin (gunzip: decompressed by a thread on the way), the
+    variables of update added to this process's environment; (rc, stdout, stderr)."""
+    env = {**os.environ, **update}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        if gunzip:
+            # Arguments built by this module, never a shell string.
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err)  # noqa: S603
+            feeder = threading.Thread(target=_feed, args=(path, proc.stdin), daemon=True)
+            feeder.start()
+            rc = proc.wait()
+            feeder.join(timeout=10)
+        else:
+            with open(path, "rb") as src:
+                rc = subprocess.run(argv, env=env, stdin=src, stdout=out, stderr=err, check=False).returncode  # noqa: S603
+        out.seek(0)
+        err.seek(0)
+        return rc, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+
+
+def _feed(path: str, pipe) -> None:
+    """The decompressed file into pipe; a reader that stopped ends it (its exit status says why)."""
+    try:
+        with gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, pipe, 1 << 20)
+    except (OSError, EOFError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()

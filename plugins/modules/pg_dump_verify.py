@@ -429,13 +429,9 @@ restore:
 """
 
 import contextlib
-import gzip
 import os
 import re
 import secrets
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import traceback
@@ -454,7 +450,12 @@ from ansible_collections.opsbook.webstack.plugins.module_utils.pg_archive import
     normalize_table,
     open_archive,
 )
-from ansible_collections.opsbook.webstack.plugins.module_utils.pg_container import docker_cli, exec_argv, tool
+from ansible_collections.opsbook.webstack.plugins.module_utils.pg_container import (
+    docker_cli,
+    exec_argv,
+    run_with_stdin,
+    tool,
+)
 from ansible_collections.opsbook.webstack.plugins.module_utils.pg_scratch import CREATE_KEYS, ScratchRestore, tail
 from ansible_collections.opsbook.webstack.plugins.module_utils.postgres import (
     alarming,
@@ -961,7 +962,7 @@ class Verification:
         if wrapper:
             argv = [wrapper, "--kill-after=30", str(timeout), *argv]
         if stdin_path is not None:
-            rc, stdout, stderr = _run_streaming(argv, update, stdin_path, gunzip)
+            rc, stdout, stderr = run_with_stdin(argv, update, stdin_path, gunzip)
         else:
             # errors="replace": a damaged archive's bytes quoted by pg_restore or psql become U+FFFD, never
             # surrogates, which Ansible refuses to carry back ("invalid UTF8 string").
@@ -973,37 +974,6 @@ class Verification:
     def _mask(self, text: str) -> str:
         password = self.params["login_password"]
         return text.replace(password, "********") if password else text
-
-
-def _run_streaming(argv: list, update: dict, path: str, gunzip: bool) -> tuple:
-    """argv with the file at path on its stdin (gunzip: decompressed by a thread on the way); (rc, stdout, stderr)."""
-    env = {**os.environ, **update}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        if gunzip:
-            # Arguments built by this module, never a shell string.
-            proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err)  # noqa: S603
-            feeder = threading.Thread(target=_feed, args=(path, proc.stdin), daemon=True)
-            feeder.start()
-            rc = proc.wait()
-            feeder.join(timeout=10)
-        else:
-            with open(path, "rb") as src:
-                rc = subprocess.run(argv, env=env, stdin=src, stdout=out, stderr=err, check=False).returncode  # noqa: S603
-        out.seek(0)
-        err.seek(0)
-        return rc, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
-
-
-def _feed(path: str, pipe) -> None:
-    """The decompressed file into pipe; a reader that stopped ends it (its exit status says why)."""
-    try:
-        with gzip.open(path, "rb") as src:
-            shutil.copyfileobj(src, pipe, 1 << 20)
-    except (OSError, EOFError):
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            pipe.close()
 
 
 def main() -> None:

@@ -8,9 +8,11 @@ host's file, pg_restore reading it back, the scratch restore. The host's own Pos
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -231,22 +233,38 @@ def test_a_truncated_dump_fails_verification_through_the_container(pg, tmp_path,
     assert psql(pg, "SELECT count(*) FROM pg_database", db="postgres") == before
 
 
+def _kill_pg_dump_of(container_id: str, dest: Path, stop: threading.Event) -> None:
+    """SIGKILL the pg_dump of that container (its processes are this machine's, in its cgroup) once it
+    has written part of dest; nobody else's pg_dump."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+            except OSError:
+                continue
+            if comm == "pg_dump" and container_id in cgroup and dest.exists() and dest.stat().st_size > 0:
+                os.kill(int(pid), signal.SIGKILL)
+                return
+        time.sleep(0.002)
+
+
 def test_a_truncated_stream_fails_the_dump_and_leaves_nothing(pg, tmp_path):
     """pg_restore in the container must read every block while the dump is written: a pg_dump killed
     half way (the container's pg_dump stopped) fails the dump and removes the file."""
     dest = tmp_path / "k.dump"
-    psql(pg, "CREATE TABLE public.big AS SELECT g, md5(g::text) AS h FROM generate_series(1, 400000) g")
+    container_id = docker("inspect", "-f", "{{.Id}}", pg).stdout.strip()
+    psql(pg, "CREATE TABLE public.big AS SELECT g, md5(g::text) AS h FROM generate_series(1, 1000000) g")
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_pg_dump_of, args=(container_id, dest, stop), daemon=True)
     try:
-        # As soon as pg_dump runs in the container (and has written some of the file), it is killed.
-        kill = (
-            'while :; do for p in /proc/[0-9]*; do if [ "$(cat $p/comm 2>/dev/null)" = pg_dump ]; then '
-            "sleep 0.2; kill -9 ${p#/proc/}; exit 0; fi; done; done"
-        )
-        killer = threading.Thread(target=lambda: docker("exec", pg, "sh", "-c", kill, check=False), daemon=True)
         killer.start()
         result = run_module("pg_backup_dump", dump_args(pg, dest, verify="content", compress=0))
-        killer.join()
     finally:
+        stop.set()
+        killer.join()
         psql(pg, "DROP TABLE public.big")
     assert result.failed, result.msg
     assert not dest.exists()
@@ -262,3 +280,16 @@ def test_a_container_that_is_not_there_fails_naming_it(tmp_path):
     result = run_module("pg_backup_dump", dump_args("cdb-no-such-container", tmp_path / "n.dump"))
     assert result.failed and "cdb-no-such-container" in result.msg, result.msg
     assert not (tmp_path / "n.dump").exists()
+
+
+def test_a_gzip_plain_dump_is_restored_through_the_container(pg, tmp_path):
+    """Plain SQL reaches psql in the container on its stdin, decompressed on the way."""
+    sql_text = docker("exec", "--user", "postgres", pg, "pg_dump", "-d", DB).stdout
+    dump = tmp_path / "p.sql.gz"
+    dump.write_bytes(gzip.compress(sql_text.encode()))
+    result = run_module(
+        "pg_dump_verify", {"path": str(dump), "level": "restore", "container": pg, "restore_no_owner": False}
+    )
+    assert not result.failed, result.msg
+    assert result["format"] == "plain_gzip" and result["restore"]["tool"] == "psql"
+    assert result["restore"]["tables"] == EXPECTED and result["restore"]["dropped"]
