@@ -207,7 +207,8 @@ def test_haproxy_serves_pdfsmall_on_lb1_beside_nginx_serving_journal(flask_lab):
     haproxy = flask_lab["haproxy"]
     assert haproxy["active"] == "active", haproxy
     assert "bind *:8084" in haproxy["config"], haproxy["config"]
-    servers = [line.split() for line in haproxy["servers"].splitlines() if line[:1].isdigit()]
-    # show servers state: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
+    # show servers state: a format version line, a header, then per server be_id be_name srv_id
+    # srv_name srv_addr srv_op_state srv_admin_state ...
+    servers = [line.split() for line in haproxy["servers"].splitlines() if len(line.split()) > 6 and line[0].isdigit()]
     assert sorted((s[3], s[5], s[6]) for s in servers) == [("app1", "2", "0"), ("app2", "2", "0")], haproxy["servers"]
     assert haproxy["nginx"] == "200", haproxy
