@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -89,7 +91,7 @@ def flask_lab(lab):
     t0 = time.monotonic()
     OUTPUT.mkdir(exist_ok=True)
     subprocess.run([EXAMPLE / "build-repo.sh", os.path.join(CACHE, "pdfsmall.git")], check=True, capture_output=True)
-    wheelhouse_env = {**os.environ, "PYTHON": str(ROOT / ".venv" / "bin" / "python")}
+    wheelhouse_env = {**os.environ, "PYTHON": sys.executable}  # pip of the venv running the tests
     subprocess.run(
         [EXAMPLE / "build-wheelhouse.sh", os.path.join(CACHE, "pdfsmall-wheelhouse")],
         check=True, capture_output=True, timeout=900, env=wheelhouse_env,
