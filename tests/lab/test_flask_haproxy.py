@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -97,6 +98,7 @@ def flask_lab(lab):
         check=True, capture_output=True, timeout=900, env=wheelhouse_env,
     )  # fmt: skip
     runs["artifacts"] = {"s": round(time.monotonic() - t0)}
+    since = f"@{int(time.time())}"
     try:
         run("provision", "provision.yml")
         run("deploy v1", "deploy.yml", "-e", "deploy_ref=v1")
@@ -110,6 +112,10 @@ def flask_lab(lab):
             book.log.write(f"==== deploy v2: requests through HAProxy: {json.dumps(runs['deploy v2']['load'])}\n")
         runs["after v2"] = served()
         runs["job v2"] = job_round_trip("v2.pdf", 5000)
+        runs["worker log"] = "".join(
+            lab_exec(host, "journalctl", "-q", "--no-pager", "--since", since, "-u", f"{APP}-worker.service").stdout
+            for host in ("app1", "app2")
+        )
         run("re-run", "deploy.yml", "-e", "deploy_ref=v2")
         runs["haproxy"] = {
             "active": lab_exec("lb1", "systemctl", "is-active", "haproxy.service", check=False).stdout.strip(),
@@ -189,6 +195,11 @@ def test_a_celery_task_went_round_trip_through_the_v2_workers(flask_lab):
     assert v1["status"] == "done" and v1["compressed_size"] == 400 and "processed_by" not in v1, v1
     assert v2["status"] == "done" and v2["compressed_size"] == 2000, v2
     assert v2["processed_by"] == flask_lab["after v2"]["app1"], v2
+    # The workers' own record: both tasks succeeded there, and no other app's task reached their
+    # queue (two Celery apps on one Redis database take, and discard, each other's).
+    log = flask_lab["worker log"]
+    assert len(re.findall(r"Task pdfsmall\.compress\[[0-9a-f-]+\] succeeded", log)) == 2, log[-3000:]
+    assert "Received unregistered task" not in log, log[-3000:]
     # The same rows in PostgreSQL; v1's job, finished before the migration, has no processed_by.
     rows = app_psql(
         APP, f"select status, coalesce(processed_by, '-') from jobs where id in ({v1['id']}, {v2['id']}) order by id"
