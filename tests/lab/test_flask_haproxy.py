@@ -112,10 +112,12 @@ def flask_lab(lab):
             book.log.write(f"==== deploy v2: requests through HAProxy: {json.dumps(runs['deploy v2']['load'])}\n")
         runs["after v2"] = served()
         runs["job v2"] = job_round_trip("v2.pdf", 5000)
-        runs["worker log"] = "".join(
-            lab_exec(host, "journalctl", "-q", "--no-pager", "--since", since, "-u", f"{APP}-worker.service").stdout
-            for host in ("app1", "app2")
-        )
+        runs["workers"] = {
+            "log": "".join(
+                lab_exec(host, "journalctl", "-q", "--no-pager", "--since", since, "-u", f"{APP}-worker.service").stdout
+                for host in ("app1", "app2")
+            )
+        }
         run("re-run", "deploy.yml", "-e", "deploy_ref=v2")
         runs["haproxy"] = {
             "active": lab_exec("lb1", "systemctl", "is-active", "haproxy.service", check=False).stdout.strip(),
@@ -197,7 +199,7 @@ def test_a_celery_task_went_round_trip_through_the_v2_workers(flask_lab):
     assert v2["processed_by"] == flask_lab["after v2"]["app1"], v2
     # The workers' own record: both tasks succeeded there, and no other app's task reached their
     # queue (two Celery apps on one Redis database take, and discard, each other's).
-    log = flask_lab["worker log"]
+    log = flask_lab["workers"]["log"]
     assert len(re.findall(r"Task pdfsmall\.compress\[[0-9a-f-]+\] succeeded", log)) == 2, log[-3000:]
     assert "Received unregistered task" not in log, log[-3000:]
     # The same rows in PostgreSQL; v1's job, finished before the migration, has no processed_by.
