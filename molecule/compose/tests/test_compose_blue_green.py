@@ -1,6 +1,6 @@
 """Blue-green under app_runtime compose (issue 20 item 1): two compose projects per host behind the proxy.
 
-A second app on the scenario's hosts (blue_green.yml, passed as extra variables): the projects
+A second app on the scenario's hosts (vars/blue_green.yml, passed as extra variables): the projects
 journalbg-blue (port 8011) and journalbg-green (port 8012) on mc-app1 (web, worker, rq, beat) and
 mc-app2 (web, worker, rq), served by mc-lb1 on port 8081. Runs after test_compose.py (file order),
 on the engines it provisioned; the tests build on each other: v1 into blue, v2 into green and the
@@ -25,7 +25,7 @@ PORT = 8081
 APP_HOSTS = ("mc-app1", "mc-app2")
 HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS)}
 SERVICES = {"mc-app1": ["beat", "rq", "web", "worker"], "mc-app2": ["rq", "web", "worker"]}
-BG = ("-e", f"@{SCENARIO_DIR / 'blue_green.yml'}")
+BG = ("-e", f"@{SCENARIO_DIR / 'vars' / 'blue_green.yml'}")
 
 
 def bg(name: str, *extra: str):
