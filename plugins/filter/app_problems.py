@@ -278,7 +278,9 @@ def app_problems(app, removed=None, groups=None, app_group="app") -> list[str]:
     workers = [item for item in app.get("app_workers") or [] if isinstance(item, Mapping)]
     slots = app.get("app_slots") or {}
     for item in workers:
-        problems += _worker_problems(item, bool(slots))
+        # Under app_runtime compose a slot's RQ workers are services of its project, moved at the switch
+        # like its Celery workers; under systemd the RQ units belong to the in-place layout only.
+        problems += _worker_problems(item, bool(slots) and app.get("app_runtime", "systemd") != "compose")
     if slots and not app_backends(slots, groups or {}, app_group, port):
         problems.append("app_slots gives no server for the load balancer.")
     beats = [str(item.get("name")) for item in workers if item.get("kind") == "celery-beat"]
@@ -336,6 +338,7 @@ def app_problems_by_host(views, removed=None, groups=None) -> dict:
             "app_redis",
             "app_broker",
             "app_result_backend",
+            "app_runtime",
         ):
             if key in values:
                 app[key] = values[key]

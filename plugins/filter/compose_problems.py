@@ -16,11 +16,12 @@ description:
     when the description is usable. Only C(app_runtime=compose) is checked; with V(systemd) (or
     unset) the list is empty.
   - Refused under compose, before anything changes - no C(app_compose_file); a service, image or
-    Dockerfile name that Compose or Docker would refuse; C(app_slots) (blue-green slots are units of
-    the systemd runtime; two compose projects per host are not built yet); an C(app_commands) entry
-    with C(run=build) (under compose the build is the image's, so run such a step in the Dockerfile);
+    Dockerfile name that Compose or Docker would refuse; an C(app_commands) entry with C(run=build)
+    (under compose the build is the image's, so run such a step in the Dockerfile);
     C(app_db_compose_service) that is not a service name or is C(app_compose_service).
   - C(app_db_compose_service) is refused with any other runtime (it needs C(app_runtime=compose)).
+  - C(app_slots) is accepted - blue-green slots are the projects C(<app_name>-blue) and
+    C(<app_name>-green); C(app_name) is already a valid Compose project name (app_problems).
 options:
   _input:
     description: The app variables of one host.
@@ -100,11 +101,6 @@ def compose_problems(app) -> list[str]:
     ):
         problems.append(
             f"app_dockerfile must be a path inside the release's source, relative, without .. (got {dockerfile!r})."
-        )
-    if app.get("app_slots"):
-        problems.append(
-            "app_slots (blue-green) is not available with app_runtime compose yet: the slots are systemd units."
-            " Deploy with deploy.yml (one host at a time out of the load balancer), or use app_runtime systemd."
         )
     commands = app.get("app_commands")
     if isinstance(commands, list):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -212,7 +213,8 @@ def test_rollback_to_v1_by_name():
 
 def test_pruned_releases_take_their_images_with_them():
     """The next good deploy prunes (deploy_keep_releases=2, the least): the failed v3 goes, its directory and
-    its image alike; every kept release's image stays loaded (a rollback to it needs no build)."""
+    its image alike; every kept release's image stays loaded (a rollback to it needs no build). The
+    controller keeps the app's newest two images, no more."""
     before = {name: set(HOSTS[name].run("ls /srv/journal/releases").stdout.split()) for name in APP_HOSTS}
     assert all(any(r.endswith("-v3") for r in kept) for kept in before.values()), before
     result, _ = deploy("v2", "-e", "deploy_keep_releases=2")
@@ -223,6 +225,12 @@ def test_pruned_releases_take_their_images_with_them():
         images = HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split()
         assert set(images) == kept, (name, images, kept)
         runs_release(name, host_release(name))
+    # The controller keeps the newest deploy_keep_releases images of the app too, this run's among them.
+    out = subprocess.run(
+        ["docker", "image", "ls", "journal", "--filter", "label=org.opsbook.release", "--format", "{{.Tag}}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert len(out.stdout.split()) <= 2 and host_release("mc-app1") in out.stdout.split(), out.stdout
 
 
 def health(report_dir: Path, *extra: str) -> tuple[int, dict]:

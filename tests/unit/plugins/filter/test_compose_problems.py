@@ -20,7 +20,8 @@ def test_each_problem_names_its_variable():
     assert compose_problems({**GOOD, "app_image_name": "Journal"})[0].startswith("app_image_name")
     for bad in ("/etc/Dockerfile", "../Dockerfile", ""):
         assert compose_problems({**GOOD, "app_dockerfile": bad})[0].startswith("app_dockerfile"), bad
-    assert compose_problems({**GOOD, "app_slots": {"blue": {"port": 8001}}})[0].startswith("app_slots")
+    # Blue-green slots are two projects, <app_name>-blue and <app_name>-green: no problem.
+    assert compose_problems({**GOOD, "app_slots": {"blue": {"port": 8001}}, "app_name": "journal_bg-2"}) == []
     built = compose_problems({**GOOD, "app_commands": [{"name": "compress", "argv": ["x"], "run": "build"}]})
     assert built[0].startswith("app_commands entries compress")
 
@@ -50,3 +51,14 @@ def test_the_database_service_names_its_variable():
         assert problem.startswith("app_db_compose_service must be a compose service name"), problem
     (problem,) = compose_problems({**GOOD, "app_db_compose_service": "web"})
     assert problem.startswith("app_db_compose_service ('web') must not be app_compose_service"), problem
+
+
+def test_rq_workers_with_slots_are_refused_under_systemd_only():
+    app = {"app_name": "journal", "app_user": "journal", "app_root": "/srv/journal", "app_http_port": 8000,
+           "app_workers": [{"name": "rq", "kind": "rq", "queues": ["default"]}],
+           "app_slots": {"blue": {"group": "app", "port": 8001}, "green": {"group": "app", "port": 8002}}}  # fmt: skip
+    groups = {"app": ["app1"]}
+    systemd = app_problems_by_host({"app1": {"values": app}}, groups=groups)["app1"]
+    assert any(p.startswith("app_workers item rq is kind rq but app_slots is set") for p in systemd), systemd
+    compose = app_problems_by_host({"app1": {"values": {**app, **GOOD}}}, groups=groups)["app1"]
+    assert not any("app_slots" in p for p in compose), compose
