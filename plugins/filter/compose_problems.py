@@ -18,7 +18,8 @@ description:
   - Refused under compose, before anything changes - no C(app_compose_file); a service, image or
     Dockerfile name that Compose or Docker would refuse; an C(app_commands) entry with C(run=build)
     (under compose the build is the image's, so run such a step in the Dockerfile);
-    C(app_db_compose_service) that is not a service name or is C(app_compose_service).
+    C(app_db_compose_service) that is not a service name or is C(app_compose_service);
+    C(app_db_compose_project) that is not a project name, or is set without C(app_db_compose_service).
   - C(app_db_compose_service) is refused with any other runtime (it needs C(app_runtime=compose)).
   - C(app_slots) is accepted - blue-green slots are the projects C(<app_name>-blue) and
     C(<app_name>-green); C(app_name) is already a valid Compose project name (app_problems).
@@ -51,9 +52,21 @@ _SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
 def _db_service_problems(app: dict) -> list[str]:
-    """app_db_compose_service: PostgreSQL as a service of the app's compose project on the db host."""
+    """app_db_compose_service: PostgreSQL as a service of a compose project on the db host
+    (app_db_compose_project, by default the app's own, app_name)."""
     service = app.get("app_db_compose_service") or ""
+    project = app.get("app_db_compose_project") or ""
+    if project and not (isinstance(project, str) and _PROJECT.match(project)):
+        return [
+            f"app_db_compose_project must be a compose project name (lower-case letters, digits, _ and -), or empty"
+            f" for app_name (got {project!r})."
+        ]
+    if project and service == "":
+        return [f"app_db_compose_project ({project!r}) is only read with app_db_compose_service: set both, or neither."]
     if service == "":
         return []
     if app.get("app_runtime", "systemd") != "compose":

@@ -62,3 +62,12 @@ def test_rq_workers_with_slots_are_refused_under_systemd_only():
     assert any(p.startswith("app_workers item rq is kind rq but app_slots is set") for p in systemd), systemd
     compose = app_problems_by_host({"app1": {"values": {**app, **GOOD}}}, groups=groups)["app1"]
     assert not any("app_slots" in p for p in compose), compose
+
+
+def test_the_database_project_names_its_variable():
+    """app_db_compose_project: the db service's compose project, when it is not app_name."""
+    assert compose_problems({**GOOD, "app_db_compose_service": "db", "app_db_compose_project": "journal-db"}) == []
+    (problem,) = compose_problems({**GOOD, "app_db_compose_service": "db", "app_db_compose_project": "Journal DB"})
+    assert problem.startswith("app_db_compose_project must be a compose project name"), problem
+    (problem,) = compose_problems({**GOOD, "app_db_compose_project": "journal"})
+    assert problem.startswith("app_db_compose_project ('journal') is only read with app_db_compose_service"), problem
