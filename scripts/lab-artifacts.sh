@@ -26,7 +26,7 @@ if [ "$(docker image inspect -f "{{ index .Config.Labels \"${HASH_LABEL}\" }}" "
 fi
 
 # PostgreSQL 15 from Debian's packages as an image (images/postgres), for a database that runs as a
-# compose service (app_db_compose_service): the scenario compose_db loads it into its db host's
+# compose service (app_db_compose_service): the scenario compose loads it into its db host's
 # engine, and tests/unit/plugins/modules/test_pg_container.py runs it. Skipped when its content
 # hash (the base's id, the Dockerfile, the entrypoint) matches the image's label.
 postgres_image="${OPSBOOK_POSTGRES_IMAGE:-opsbook/postgres:bookworm}"

@@ -2,9 +2,10 @@
 
 Hosts: mc-lb1 (nginx) in front of mc-app1 (web, worker, beat) and mc-app2 (web, worker), each
 running the sample app as the containers of the compose project `journal` in its own Docker
-engine; mc-db1 (PostgreSQL, Redis). The image of each release is built on the controller from
-the release's Dockerfile and loaded into the hosts. The tests build on each other (v1, v2, a
-re-run, v3 rolled back, rollback to v1), so they run in file order.
+engine; mc-db1 (PostgreSQL as the project's service db in its own engine, Redis). The image of
+each release is built on the controller from the release's Dockerfile and loaded into the hosts.
+The tests build on each other (v1, v2, a re-run, v3 rolled back, rollback to v1), so they run in
+file order.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ APP_HOSTS = ("mc-app1", "mc-app2")
 HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS, "mc-db1")}
 SERVICES = {"mc-app1": ["beat", "rq", "web", "worker"], "mc-app2": ["rq", "web", "worker"]}
 HOOK_JOBS = "/tmp/opsbook-hook-rq-jobs"  # noqa: S108 (on the app hosts; hooks/before_restart.yml writes it)
+# PostgreSQL on mc-db1: the service db of the project journal in mc-db1's engine (tests/test_compose_db.py).
+DB_CONTAINER = (
+    "$(docker ps -q --filter label=com.docker.compose.project=journal --filter label=com.docker.compose.service=db)"
+)
 # group_vars/all/zz-compose.yml's database password, as the containers must see it.
 DB_PASSWORD = 'c0mp"ose $HOME ${PATH} `id` \\t\\n #x'  # noqa: S105 (the lab's, not a secret)
 
@@ -67,7 +72,7 @@ def task_hosts(stdout: str, task: str) -> list[str]:
 
 def applied(migration: str) -> int:
     sql = f"SELECT count(*) FROM django_migrations WHERE app || '.' || name = '{migration}'"  # noqa: S608 (a test constant)
-    out = HOSTS["mc-db1"].run("runuser -u postgres -- psql -XAtd journal -c %s", sql)
+    out = HOSTS["mc-db1"].run(f"docker exec --user postgres {DB_CONTAINER} psql -XAtd journal -c %s", sql)
     assert out.rc == 0, out.stderr
     return int(out.stdout.strip())
 

@@ -23,7 +23,11 @@ from molecule_scenario import SCENARIO_DIR, host, no_failed_request, playbook, u
 LBS = ("mc-lb1",)
 PORT = 8081
 APP_HOSTS = ("mc-app1", "mc-app2")
-HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS)}
+HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS, "mc-db1")}
+# PostgreSQL: the service db of the project journal on mc-db1 (tests/test_compose_db.py).
+DB_CONTAINER = (
+    "$(docker ps -q --filter label=com.docker.compose.project=journal --filter label=com.docker.compose.service=db)"
+)
 SERVICES = {"mc-app1": ["beat", "rq", "web", "worker"], "mc-app2": ["rq", "web", "worker"]}
 BG = ("-e", f"@{SCENARIO_DIR / 'vars' / 'blue_green.yml'}")
 
@@ -72,6 +76,14 @@ def live_slot() -> str:
 
 
 def test_v1_goes_to_blue_and_serves():
+    # The team's database set-up: journalbg's role and database in the PostgreSQL of the project
+    # journal on mc-db1 (provision leaves a database in a container to its owners).
+    for statement in (
+        "CREATE ROLE journalbg LOGIN PASSWORD 'journalbg-lab-password'",
+        "CREATE DATABASE journalbg OWNER journalbg",
+    ):
+        out = HOSTS["mc-db1"].run(f"docker exec --user postgres {DB_CONTAINER} psql -XAt -d postgres -c %s", statement)
+        assert out.rc == 0, out.stderr
     result, _ = bg("provision.yml")
     assert result.returncode == 0, result.stdout[-6000:]
     result, _ = bg("blue_green.yml", "-e", "deploy_ref=v1")

@@ -1,10 +1,9 @@
 """app_runtime compose with PostgreSQL in a container (issue 20 item 1, backup/restore): backup, drill, restore.
 
-Hosts: cd-lb1 (nginx) in front of cd-app1 (web, worker, beat as the containers of the compose project
-`journal`); cd-db1 runs PostgreSQL as that project's service `db` (app_db_compose_service) in its own
-Docker engine, its data in the named volume journal_pgdata, and Redis as a package. The tests build on
-each other (v1 deployed, rows, a backup, a drill, rows after it, a refused and a real restore), so they
-run in file order.
+mc-db1 runs PostgreSQL as the service `db` of the compose project `journal` (app_db_compose_service)
+in its own Docker engine, its data in the named volume journal_pgdata, and Redis as a package. Runs
+after test_compose.py and test_compose_blue_green.py (file order), on the journal they deployed; the
+tests build on each other (rows, a backup, a drill, rows after it, a refused and a real restore).
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "test
 
 from molecule_scenario import host, playbook  # noqa: E402
 
-HOSTS = {name: host(name) for name in ("cd-lb1", "cd-app1", "cd-db1")}
-DB = HOSTS["cd-db1"]
+HOSTS = {name: host(name) for name in ("mc-lb1", "mc-app1", "mc-db1")}
+DB = HOSTS["mc-db1"]
 BACKUP_DIR = "/var/backups/opsbook/journal"
-BACKUP_ID = "cd1"
+BACKUP_ID = "mc1"
 # The articles the backup holds (counted before it, relative: the flow may have made others).
 BACKED_UP: dict[str, int] = {}
 # The db service's container, as the roles find it: by Compose's labels.
@@ -44,7 +43,7 @@ def articles() -> int:
 def add_articles(n: int, title: str) -> None:
     # Test constants, not input.
     query = "INSERT INTO articles_article (submission_id, title, author, status, abstract, metadata, created_at) "
-    query += f"SELECT gen_random_uuid(), '{title}', 'cd', 'DRAFT', '', '{{}}', now() "  # noqa: S608
+    query += f"SELECT gen_random_uuid(), '{title}', 'mc', 'DRAFT', '', '{{}}', now() "  # noqa: S608
     query += f"FROM generate_series(1, {n})"
     sql(query)
 
@@ -54,7 +53,7 @@ def databases() -> set[str]:
 
 
 def healthy_through_lb() -> bool:
-    return HOSTS["cd-lb1"].run("curl -fsS -o /dev/null --max-time 10 http://127.0.0.1/health/").rc == 0
+    return HOSTS["mc-lb1"].run("curl -fsS -o /dev/null --max-time 10 http://127.0.0.1/health/").rc == 0
 
 
 def test_the_database_runs_in_the_db_hosts_engine_and_no_postgresql_package_serves():
@@ -64,14 +63,9 @@ def test_the_database_runs_in_the_db_hosts_engine_and_no_postgresql_package_serv
     assert out.rc == 0 and out.stdout.startswith("healthy opsbook/postgres:"), out.stdout + out.stderr
 
 
-def test_v1_deploys_against_the_database_in_the_container():
-    result, _ = playbook("deploy.yml", "-e", "deploy_ref=v1")
-    assert result.returncode == 0, result.stdout[-6000:]
+def test_backup_streams_the_dump_out_of_the_container_verified():
     assert healthy_through_lb()
     add_articles(40, "before the backup")
-
-
-def test_backup_streams_the_dump_out_of_the_container_verified():
     BACKED_UP["articles"] = articles()
     result, _ = playbook("backup.yml", "-e", f"backup_id={BACKUP_ID}")
     assert result.returncode == 0, result.stdout[-6000:]
@@ -118,6 +112,6 @@ def test_a_restore_brings_the_backup_back_and_keeps_the_old_database():
     assert len(safety) == 1 and safety[0].startswith("journal-"), safety
     # The app's containers were stopped for the swap and started again through Compose, healthy.
     assert "RESTORE | Stop the app's containers" in result.stdout
-    web = HOSTS["cd-app1"].run("docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' journal-web-1")
+    web = HOSTS["mc-app1"].run("docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' journal-web-1")
     assert web.stdout.strip() == "running healthy", web.stdout + web.stderr
     assert healthy_through_lb()
