@@ -56,6 +56,9 @@ CONTROLLER_MODULE_PYTHON = {
     # app_runtime compose builds and exports the release's image on the controller (Docker API over requests).
     "community.docker.docker_image": ["requests"],
     "community.docker.docker_image_export": ["requests"],
+    # ... and finds and prunes the app's older release images there.
+    "community.docker.docker_host_info": ["requests"],
+    "community.docker.docker_image_remove": ["requests"],
 }
 
 # Programs -> (Debian package, RPM package).
@@ -77,7 +80,8 @@ ESSENTIAL_PROGRAMS = {
     "ln", "cp", "touch", "env", "kill", "sleep", "install",
 }  # fmt: skip
 # deploy_activate restarts the host's own units: it manages the host it runs on, never the EE.
-TARGET_ONLY_PROGRAMS = {"systemctl"}
+# pg_container (app_db_compose_service) runs docker exec beside the database's engine, on its host.
+TARGET_ONLY_PROGRAMS = {"systemctl", "docker"}
 
 SHELL_WORDS = {
     "set", "exit", "if", "then", "else", "elif", "fi", "for", "do", "done", "while", "case", "esac", "in",

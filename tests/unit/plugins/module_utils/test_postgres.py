@@ -45,6 +45,7 @@ def test_the_doc_fragment_documents_the_common_spec_exactly():
     spec = pg.postgres_common_argument_spec()
     assert set(documented) == set(spec) == {
         "login_host", "login_port", "login_user", "login_password", "login_unix_socket", "pg_bin_dir",
+        "container",
     }  # fmt: skip
     for name, option in spec.items():
         assert documented[name]["type"] == option["type"], name
