@@ -88,6 +88,15 @@ def deploy_same_ref_anew(*extra: str, hosts: tuple[str, ...] = ("app1", "app2"))
     return result, recap, before
 
 
+def lb_address(host: str = "lb1") -> str:
+    """A lab host's address on the lab network: this machine sends load to lb1's ports there."""
+    shown = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", f"{LAB}-{host}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return shown[0]
+
+
 def lab_running() -> bool:
     result = subprocess.run(
         ["docker", "ps", "-q", "--filter", f"label=org.opsbook.lab={LAB}"], capture_output=True, text=True, check=False

@@ -26,13 +26,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
 from byo_artifacts import fetch_sdist, wheelhouse
 from lab_helpers import (
-    LAB,
     REDIS_TASKS,
     PlaybookRuns,
     active_slot,
@@ -40,6 +38,7 @@ from lab_helpers import (
     config_archive,
     env_file_names,
     lab_exec,
+    lb_address,
     slot_release,
     task_hosts,
 )
@@ -86,15 +85,6 @@ def in_slot(slot: str, *argv: str, env: dict | None = None) -> str:
         *(f"--setenv={k}={v}" for k, v in (env or {}).items()),
         f"/srv/{APP}/{slot}/venv/bin/{argv[0]}", *argv[1:],
     ).stdout  # fmt: skip
-
-
-def lb_address() -> str:
-    """lb1's address on the lab network: the load generator on this machine sends to its port 8083."""
-    shown = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", f"{LAB}-lb1"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    return shown[0]
 
 
 def count_user() -> str:

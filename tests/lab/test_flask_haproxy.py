@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from lab_helpers import LAB, OUTPUT, ROOT, PlaybookRuns, app_psql, lab_exec, task_hosts
+from lab_helpers import OUTPUT, ROOT, PlaybookRuns, app_psql, lab_exec, lb_address, task_hosts
 from loadgen import LoadGenerator
 
 pytestmark = pytest.mark.lab
@@ -34,15 +34,6 @@ APP = "pdfsmall"
 LB_PORT = 8084
 CACHE = os.environ.get("OPSBOOK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "opsbook")
 EXAMPLE = ROOT / "examples" / "flaskapp"
-
-
-def lb_address() -> str:
-    """lb1's address on the lab network: this machine sends to HAProxy's port there."""
-    shown = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", f"{LAB}-lb1"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    return shown[0]
 
 
 def through_haproxy(path: str, body: dict | None = None) -> tuple[int, dict]:
