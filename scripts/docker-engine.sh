@@ -6,15 +6,20 @@
 source "$(dirname "$0")/lib.sh"
 
 pidfile="${OPSBOOK_CACHE}/dockerd.pid"
+# The Molecule compose scenario's registry (molecule/compose) serves plain HTTP on this subnet:
+# the engine started here pushes to it as an insecure registry. Nothing else is served there.
+lab_registry_subnet="10.213.77.0/24"
 
 start() {
   if docker info >/dev/null 2>&1; then
+    docker info --format '{{json .RegistryConfig.InsecureRegistryCIDRs}}' | grep -qF "\"${lab_registry_subnet}\"" \
+      || log "warning: this Docker engine does not take ${lab_registry_subnet} as an insecure registry: the Molecule compose scenario cannot push its images (stop it, then run $0 start)"
     return 0
   fi
   command -v dockerd >/dev/null 2>&1 || apt_ensure docker.io
   command -v docker >/dev/null 2>&1 || apt_ensure docker.io
   log "starting dockerd (log: ${OPSBOOK_CACHE}/dockerd.log)"
-  nohup dockerd >"${OPSBOOK_CACHE}/dockerd.log" 2>&1 &
+  nohup dockerd --insecure-registry "${lab_registry_subnet}" >"${OPSBOOK_CACHE}/dockerd.log" 2>&1 &
   echo $! >"${pidfile}"
   local i
   for i in $(seq 1 60); do

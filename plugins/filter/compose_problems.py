@@ -16,11 +16,13 @@ description:
     when the description is usable. Only C(app_runtime=compose) is checked; with V(systemd) (or
     unset) the list is empty.
   - Refused under compose, before anything changes - no C(app_compose_file); a service, image or
-    Dockerfile name that Compose or Docker would refuse; an C(app_commands) entry with C(run=build)
-    (under compose the build is the image's, so run such a step in the Dockerfile);
+    Dockerfile name that Compose or Docker would refuse; C(app_image) that does not name a repository in a
+    registry (C(host[:port]/path), no tag), or set together with C(app_image_name); an C(app_commands)
+    entry with C(run=build) (under compose the build is the image's, so run such a step in the Dockerfile);
     C(app_db_compose_service) that is not a service name or is C(app_compose_service);
     C(app_db_compose_project) that is not a project name, or is set without C(app_db_compose_service).
-  - C(app_db_compose_service) is refused with any other runtime (it needs C(app_runtime=compose)).
+  - C(app_db_compose_service) and C(app_media_volume) are refused with any other runtime (they need
+    C(app_runtime=compose)); C(app_media_volume) must be a Docker volume name.
   - C(app_slots) is accepted - blue-green slots are the projects C(<app_name>-blue) and
     C(<app_name>-green); C(app_name) is already a valid Compose project name (app_problems).
 options:
@@ -52,6 +54,13 @@ _SERVICE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _IMAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
+# app_image: a repository in a registry, whose first component is the registry's host (a dot or a port
+# in it, or localhost: else Docker would read it as a Docker Hub namespace), no tag and no digest.
+_REGISTRY_IMAGE = re.compile(
+    r"^(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+|[a-z0-9-]+(?:\.[a-z0-9-]+)*:[0-9]{1,5})"
+    r"(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$"
+)
+_VOLUME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -85,11 +94,28 @@ def _db_service_problems(app: dict) -> list[str]:
     return []
 
 
+def _media_volume_problems(app: dict) -> list[str]:
+    volume = app.get("app_media_volume") or ""
+    if volume == "":
+        return []
+    if app.get("app_runtime", "systemd") != "compose":
+        return [
+            f"app_media_volume ({volume!r}) needs app_runtime compose: it names the Docker volume that holds the"
+            " media on the app hosts. Leave it empty for <app_root>/shared/media."
+        ]
+    if not (isinstance(volume, str) and _VOLUME.match(volume)):
+        return [
+            f"app_media_volume must be a Docker volume name as docker volume ls shows it, such as journal_media"
+            f" (got {volume!r}), or empty."
+        ]
+    return []
+
+
 def compose_problems(app) -> list[str]:
     app = dict(app or {}) if isinstance(app, Mapping) else {}
     if app.get("app_runtime", "systemd") != "compose":
-        return _db_service_problems(app)
-    problems = _db_service_problems(app)
+        return _db_service_problems(app) + _media_volume_problems(app)
+    problems = _db_service_problems(app) + _media_volume_problems(app)
     compose_file = app.get("app_compose_file")
     if not (isinstance(compose_file, str) and compose_file.strip()):
         problems.append(
@@ -104,6 +130,17 @@ def compose_problems(app) -> list[str]:
         problems.append(
             f"app_image_name must be an image repository name in lower case, such as journal or team/journal"
             f" (got {image!r}); empty is app_name."
+        )
+    registry_image = app.get("app_image") or ""
+    if registry_image and not (isinstance(registry_image, str) and _REGISTRY_IMAGE.match(registry_image)):
+        problems.append(
+            "app_image must name an image repository in a registry, host[:port]/path in lower case and without a"
+            " tag (the release id is the tag), such as registry.example.com:5000/team/journal"
+            f" (got {registry_image!r}); empty builds on the controller and loads the image into each host."
+        )
+    elif registry_image and image:
+        problems.append(
+            f"app_image ({registry_image!r}) and app_image_name ({image!r}) both name the release's image: set one."
         )
     dockerfile = app.get("app_dockerfile", "Dockerfile")
     if not (

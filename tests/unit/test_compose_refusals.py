@@ -1,6 +1,7 @@
-"""What is not built for app_runtime compose yet is refused, naming it, before anything changes: restart.yml
-(systemd units), celery.yml (a release virtualenv on the host) and a restore that would switch the code to the
-backup's release; a restore (its stop and start steps are the compose project's) and a drill are not refused."""
+"""What is not built for app_runtime compose yet is refused, naming it, before anything changes: celery.yml (a
+release virtualenv on the host) and a restore that would switch the code to the backup's release; a restore (its
+stop and start steps are the compose project's) and a drill are not refused, nor is restart.yml (it restarts the
+project's services: molecule/compose)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ BASE = {
 @pytest.mark.parametrize(
     ("role", "tasks", "extra", "message"),
     [
-        ("deploy", "restart", {}, "restart.yml restarts systemd units; under app_runtime compose"),
         ("celery", "input", {}, "celery.yml does not inspect or control an app under app_runtime compose"),
         (
             "restore",

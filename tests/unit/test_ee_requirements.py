@@ -59,6 +59,8 @@ CONTROLLER_MODULE_PYTHON = {
     # ... and finds and prunes the app's older release images there.
     "community.docker.docker_host_info": ["requests"],
     "community.docker.docker_image_remove": ["requests"],
+    # ... and pushes it to the registry that app_image names.
+    "community.docker.docker_image_push": ["requests"],
 }
 
 # Programs -> (Debian package, RPM package).

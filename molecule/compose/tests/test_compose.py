@@ -3,7 +3,8 @@
 Hosts: mc-lb1 (nginx) in front of mc-app1 (web, worker, beat) and mc-app2 (web, worker), each
 running the sample app as the containers of the compose project `journal` in its own Docker
 engine; mc-db1 (PostgreSQL as the project's service db in its own engine, Redis). The image of
-each release is built on the controller from the release's Dockerfile and loaded into the hosts.
+each release is built on the controller from the release's Dockerfile, pushed to the lab's registry
+on mc-lb1 (app_image) and pulled by the hosts.
 The tests build on each other (v1, v2, a re-run, v3 rolled back, rollback to v1), so they run in
 file order.
 """
@@ -26,6 +27,9 @@ LBS = ("mc-lb1",)
 APP_HOSTS = ("mc-app1", "mc-app2")
 HOSTS = {name: host(name) for name in (*LBS, *APP_HOSTS, "mc-db1")}
 SERVICES = {"mc-app1": ["beat", "rq", "web", "worker"], "mc-app2": ["rq", "web", "worker"]}
+# app_image (group_vars/all/zz-compose.yml): the lab's registry on mc-lb1, plain HTTP.
+IMAGE = "10.213.77.10:5000/journal"
+TAGS = f"docker image ls {IMAGE} --format '{{{{.Tag}}}}'"
 HOOK_JOBS = "/tmp/opsbook-hook-rq-jobs"  # noqa: S108 (on the app hosts; hooks/before_restart.yml writes it)
 # PostgreSQL on mc-db1: the service db of the project journal in mc-db1's engine (tests/test_compose_db.py).
 DB_CONTAINER = (
@@ -81,7 +85,7 @@ def runs_release(name: str, release: str) -> None:
     found = containers(name)
     assert sorted(found) == SERVICES[name], found
     for service, c in found.items():
-        assert c["image"] == f"journal:{release}" and c["state"] == "running", (name, service, c)
+        assert c["image"] == f"{IMAGE}:{release}" and c["state"] == "running", (name, service, c)
     assert "(healthy)" in found["web"]["status"], found["web"]
 
 
@@ -105,11 +109,20 @@ def test_v1_first_deploy_runs_every_service_from_the_release_image():
         env = HOSTS[name].file("/srv/journal/shared/env")
         assert env.mode == 0o600 and env.user == "journal"
         compose = HOSTS[name].file(f"/srv/journal/releases/{release}/compose.yml")
-        assert compose.mode == 0o640 and f"image: journal:{release}" in compose.content_string
+        assert compose.mode == 0o640 and f"image: {IMAGE}:{release}" in compose.content_string
     assert served() == {release}
     assert applied("articles.0001_initial") == 1
-    # Built once, on the controller: one build task, run on the controller.
-    assert "DEPLOY | Build the image journal:" in result.stdout
+    # Built once, on the controller, pushed to the registry once; each host pulled it (no archive copied).
+    assert f"DEPLOY | Build the image {IMAGE}:{release}" in result.stdout
+    pushed = result.stdout.split("DEPLOY | Push the image to the registry (app_image)]")[1].split("TASK [")[0]
+    assert pushed.count("changed: [") == 1 and "-> localhost]" in pushed, pushed
+    assert sorted(task_hosts(result.stdout, "DEPLOY | Pull the image from the registry (app_image)")) == list(APP_HOSTS)
+    assert task_hosts(result.stdout, "DEPLOY | Copy the image to the host") == []
+    tags = json.loads(HOSTS["mc-lb1"].run("curl -s http://127.0.0.1:5000/v2/journal/tags/list").stdout)
+    assert tags["tags"] == [release], tags
+    for name in APP_HOSTS:  # the engine knows where the image came from
+        digests = HOSTS[name].run(f"docker image inspect --format '{{{{json .RepoDigests}}}}' {IMAGE}:{release}")
+        assert json.loads(digests.stdout)[0].startswith(f"{IMAGE}@sha256:"), digests.stdout
 
 
 def test_the_containers_read_the_env_file_as_written():
@@ -145,7 +158,7 @@ def rq_jobs(name: str) -> dict[str, dict]:
 
 def test_check_mode_reports_the_release_and_changes_nothing():
     live = host_release("mc-app1")
-    images = {name: HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split() for name in APP_HOSTS}
+    images = {name: HOSTS[name].run(TAGS).stdout.split() for name in APP_HOSTS}
     result, recap = deploy("v2", "--check")
     assert result.returncode == 0, result.stdout[-4000:]
     assert result.stdout.count("would install release") == 2, result.stdout[-4000:]
@@ -153,7 +166,7 @@ def test_check_mode_reports_the_release_and_changes_nothing():
     for name in APP_HOSTS:
         assert host_release(name) == live
         runs_release(name, live)
-        assert HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split() == images[name]
+        assert HOSTS[name].run(TAGS).stdout.split() == images[name]
 
 
 def test_v2_migrates_once_and_rolls_out_without_a_failed_request():
@@ -227,12 +240,12 @@ def test_pruned_releases_take_their_images_with_them():
     for name in APP_HOSTS:
         kept = set(HOSTS[name].run("ls /srv/journal/releases").stdout.split())
         assert not any(r.endswith("-v3") for r in kept), kept
-        images = HOSTS[name].run("docker image ls journal --format '{{.Tag}}'").stdout.split()
+        images = HOSTS[name].run(TAGS).stdout.split()
         assert set(images) == kept, (name, images, kept)
         runs_release(name, host_release(name))
     # The controller keeps the newest deploy_keep_releases images of the app too, this run's among them.
     out = subprocess.run(
-        ["docker", "image", "ls", "journal", "--filter", "label=org.opsbook.release", "--format", "{{.Tag}}"],
+        ["docker", "image", "ls", IMAGE, "--filter", "label=org.opsbook.release", "--format", "{{.Tag}}"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert len(out.stdout.split()) <= 2 and host_release("mc-app1") in out.stdout.split(), out.stdout
@@ -257,12 +270,73 @@ def test_health_reads_the_containers_and_finds_a_stopped_one(tmp_path):
     assert services[("mc-app1", "docker.service")] == "ok" and services[("mc-app2", "docker.service")] == "ok"
     assert not [s for (_, s) in services if s.startswith("journal")], services
     assert {f["level"] for f in data["findings"] if f["check"] == "app health"} == {"ok"}
+    # The database answers psql in its container on mc-db1 (app_db_compose_service), not a native PostgreSQL.
+    [db] = [f for f in data["findings"] if f["check"] == "database"]
+    assert db["host"] == "mc-db1" and db["level"] == "ok", db
+    assert db["detail"].startswith("15.") and db["detail"].endswith("(container journal-db-1)"), db
     assert HOSTS["mc-app2"].run("docker stop journal-rq-1").rc == 0
     try:
-        rc, data = health(tmp_path / "down", "-e", "maintenance_fail_on_critical=true")
+        # A service with no running container stands for a stopped database: critical, saying so.
+        rc, data = health(
+            tmp_path / "down", "-e", "maintenance_fail_on_critical=true", "-e", "app_db_compose_service=nosuch"
+        )
         assert rc != 0
         [stopped] = [f for f in data["findings"] if f["check"] == "container" and f["host"] == "mc-app2"
                      and f["subject"] == "journal-rq-1"]  # fmt: skip
         assert stopped["level"] == "critical" and stopped["detail"].startswith("exited"), stopped
+        [db] = [f for f in data["findings"] if f["check"] == "database"]
+        assert db["level"] == "critical" and db["detail"] == (
+            "0 running containers of compose service nosuch (exactly one must run)"
+        ), db
     finally:
         assert HOSTS["mc-app2"].run("docker start journal-rq-1").rc == 0
+
+
+def started(name: str) -> dict[str, tuple[str, str]]:
+    """The project's containers on host name: {service: (container id, started at)}."""
+    out = HOSTS[name].run(
+        "docker inspect --format '{{index .Config.Labels \"com.docker.compose.service\"}} {{.Id}} {{.State.StartedAt}}'"
+        " $(docker ps -aq --filter label=com.docker.compose.project=journal)"
+    )
+    assert out.rc == 0, out.stderr
+    return {service: (cid, at) for service, cid, at in (line.split() for line in out.stdout.splitlines())}
+
+
+def test_restart_check_mode_names_the_services_and_restarts_nothing():
+    before = {name: started(name) for name in APP_HOSTS}
+    result, _ = playbook("restart.yml", "--check", "-e", "restart_scope=workers")
+    assert result.returncode == 0, result.stdout[-4000:]
+    release = host_release("mc-app1")
+    assert f"would restart beat, rq, worker on {release}" in result.stdout, result.stdout[-4000:]
+    assert f"would restart rq, worker on {release}" in result.stdout, result.stdout[-4000:]
+    assert "out of the load balancer meanwhile" not in result.stdout
+    assert {name: started(name) for name in APP_HOSTS} == before
+
+
+def test_restart_under_load_restarts_every_service_in_place():
+    """restart.yml under compose: one host at a time out of the load balancer, `docker compose restart` of
+    every service of the project (the same containers, started again), the health gate, back in: no request
+    fails. The workers scope leaves web running and the host in the load balancer."""
+    before = {name: started(name) for name in APP_HOSTS}
+    (result, _), counts = under_load(LBS, lambda: playbook("restart.yml"))
+    assert result.returncode == 0, result.stdout[-6000:]
+    no_failed_request(counts, at_least=100)
+    for name in APP_HOSTS:
+        after = started(name)
+        assert sorted(after) == SERVICES[name], after
+        for service, (cid, at) in after.items():
+            assert cid == before[name][service][0], (name, service)  # restarted, not recreated
+            assert at > before[name][service][1], (name, service, at)
+        runs_release(name, host_release(name))
+    stats = json.loads(result.stdout.split("RUN:", 1)[1].strip().splitlines()[0])
+    assert stats["restart_result"] == "restarted" and sorted(stats["restart_hosts"]) == list(APP_HOSTS), stats
+    assert {h: sorted(u) for h, u in stats["restart_units"].items()} == SERVICES, stats
+
+    before = {name: started(name) for name in APP_HOSTS}
+    result, _ = playbook("restart.yml", "-e", "restart_scope=workers")
+    assert result.returncode == 0, result.stdout[-6000:]
+    for name in APP_HOSTS:
+        after = started(name)
+        assert after["web"] == before[name]["web"], name
+        assert all(after[s][1] > before[name][s][1] for s in SERVICES[name] if s != "web"), (name, after)
+    assert served() == {host_release("mc-app1")}

@@ -17,10 +17,13 @@ sys.path[:0] = [str(PROJECT_DIR / "tests" / "molecule"), str(PROJECT_DIR / "test
 
 from molecule_scenario import host, playbook  # noqa: E402
 
-HOSTS = {name: host(name) for name in ("mc-lb1", "mc-app1", "mc-db1")}
+HOSTS = {name: host(name) for name in ("mc-lb1", "mc-app1", "mc-app2", "mc-db1")}
 DB = HOSTS["mc-db1"]
 BACKUP_DIR = "/var/backups/opsbook/journal"
 BACKUP_ID = "mc1"
+# The media volume (app_media_volume) as the app's containers see it, and its directory on the host.
+MEDIA = "/srv/journal/shared/media"
+MEDIA_VOLUME = "/var/lib/docker/volumes/journal_media"
 # The articles the backup holds (counted before it, relative: the flow may have made others).
 BACKED_UP: dict[str, int] = {}
 # The db service's container, as the roles find it: by Compose's labels.
@@ -63,8 +66,16 @@ def test_the_database_runs_in_the_db_hosts_engine_and_no_postgresql_package_serv
     assert out.rc == 0 and out.stdout.startswith("healthy opsbook/postgres:"), out.stdout + out.stderr
 
 
+def in_web(name: str, command: str) -> str:
+    out = HOSTS[name].run("docker exec journal-web-1 sh -c %s", command)
+    assert out.rc == 0, out.stderr
+    return out.stdout
+
+
 def test_backup_streams_the_dump_out_of_the_container_verified():
     assert healthy_through_lb()
+    # A media file the app wrote into its volume, owned by an id the host has no user for.
+    in_web("mc-app1", f"echo saved > {MEDIA}/before.txt && chown 1234:2345 {MEDIA}/before.txt")
     add_articles(40, "before the backup")
     BACKED_UP["articles"] = articles()
     result, _ = playbook("backup.yml", "-e", f"backup_id={BACKUP_ID}")
@@ -79,8 +90,10 @@ def test_backup_streams_the_dump_out_of_the_container_verified():
     assert dump.user == "root" and dump.mode == 0o600 and dump.size == manifest["size"]
     assert DB.file(BACKUP_DIR).user == "root" and DB.file(BACKUP_DIR).mode == 0o700
     assert f"{BACKUP_DIR}/journal-{BACKUP_ID}.dump".endswith(manifest["file"])
-    # The media archive of the app host came with it, as under systemd.
-    assert "media" in manifest["files"]
+    # The media came from the first app host's volume (app_media_volume), not shared/media on the host.
+    media = manifest["files"]["media"]
+    listing = DB.run(f"tar -tzvf {BACKUP_DIR}/{media['file']}").stdout
+    assert "1234/2345" in listing and "_data/before.txt" in listing, listing
 
 
 def test_the_drill_restores_into_a_scratch_database_in_the_container_and_changes_nothing():
@@ -101,8 +114,23 @@ def test_a_restore_without_confirmation_changes_nothing():
     assert databases() == before and articles() == BACKED_UP["articles"] + 7
 
 
+def test_a_restore_of_media_into_a_volume_an_app_host_lacks_is_refused():
+    before = databases()
+    volumes = HOSTS["mc-app1"].run("docker volume ls -q")
+    result, _ = playbook("restore.yml", "-e", "restore_confirm=true", "-e", "restore_media=true",
+                         "-e", f"restore_backup={BACKUP_ID}", "-e", "app_media_volume=journal_nosuch")  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "app_media_volume is journal_nosuch, but the Docker engine of mc-app1, mc-app2 has no volume" in result.stdout
+    ), result.stdout[-4000:]
+    assert databases() == before and HOSTS["mc-app1"].run("docker volume ls -q").stdout == volumes.stdout
+
+
 def test_a_restore_brings_the_backup_back_and_keeps_the_old_database():
-    result, _ = playbook("restore.yml", "-e", "restore_confirm=true", "-e", f"restore_backup={BACKUP_ID}")
+    in_web("mc-app1", f"rm {MEDIA}/before.txt && echo later > {MEDIA}/after.txt")
+    result, _ = playbook(
+        "restore.yml", "-e", "restore_confirm=true", "-e", "restore_media=true", "-e", f"restore_backup={BACKUP_ID}"
+    )
     assert result.returncode == 0, result.stdout[-6000:]
     assert articles() == BACKED_UP["articles"]
     kept = [d for d in databases() if d.startswith("journal_pre_restore_")]
@@ -115,3 +143,11 @@ def test_a_restore_brings_the_backup_back_and_keeps_the_old_database():
     web = HOSTS["mc-app1"].run("docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' journal-web-1")
     assert web.stdout.strip() == "running healthy", web.stdout + web.stderr
     assert healthy_through_lb()
+    # The media volume holds the backup's files again, on every app host, their numeric owners kept; the
+    # containers, started after the swap, see them; the content it had is kept beside it.
+    for name in ("mc-app1", "mc-app2"):
+        assert in_web(name, f"cat {MEDIA}/before.txt; ls {MEDIA}").split() == ["saved", "before.txt"], name
+        restored = HOSTS[name].file(f"{MEDIA_VOLUME}/_data/before.txt")
+        assert (restored.uid, restored.gid) == (1234, 2345), name
+    [kept] = HOSTS["mc-app1"].run(f"ls -d {MEDIA_VOLUME}/_data.pre-restore-*").stdout.split()
+    assert HOSTS["mc-app1"].file(f"{kept}/after.txt").content_string == "later\n"

@@ -11,6 +11,20 @@ def test_a_complete_compose_description_and_systemd_have_no_problem():
     assert compose_problems({**GOOD, "app_image_name": "team/journal", "app_dockerfile": "docker/Dockerfile"}) == []
     assert compose_problems({"app_slots": {"blue": {}}, "app_commands": [{"name": "x", "run": "build"}]}) == []
     assert compose_problems({"app_runtime": "systemd"}) == []
+    for registry in ("registry.example.com/team/journal", "10.213.77.10:5000/journal", "localhost:5000/journal",
+                     "localhost/journal", "registry:5000/a/b-c_d.e"):  # fmt: skip
+        assert compose_problems({**GOOD, "app_image": registry}) == [], registry
+
+
+def test_app_image_must_be_a_registry_repository_without_a_tag():
+    for bad in ("journal", "team/journal", "registry.example.com/Journal", "registry.example.com/journal:v2",
+                "registry.example.com/journal@sha256:abc", "registry.example.com", "https://reg.example.com/j",
+                "reg.example.com/j; rm -rf /", 5000):  # fmt: skip
+        problems = compose_problems({**GOOD, "app_image": bad})
+        assert len(problems) == 1 and problems[0].startswith("app_image must name"), (bad, problems)
+    both = compose_problems({**GOOD, "app_image": "reg.example.com/journal", "app_image_name": "journal"})
+    assert both == ["app_image ('reg.example.com/journal') and app_image_name ('journal') both name the release's"
+                    " image: set one."]  # fmt: skip
 
 
 def test_each_problem_names_its_variable():
@@ -71,3 +85,13 @@ def test_the_database_project_names_its_variable():
     assert problem.startswith("app_db_compose_project must be a compose project name"), problem
     (problem,) = compose_problems({**GOOD, "app_db_compose_project": "journal"})
     assert problem.startswith("app_db_compose_project ('journal') is only read with app_db_compose_service"), problem
+
+
+def test_app_media_volume_is_a_volume_name_under_compose_only():
+    assert compose_problems({**GOOD, "app_media_volume": "journal_media"}) == []
+    assert compose_problems({"app_media_volume": ""}) == []
+    [systemd] = compose_problems({"app_runtime": "systemd", "app_media_volume": "journal_media"})
+    assert systemd.startswith("app_media_volume ('journal_media') needs app_runtime compose")
+    for bad in ("journal media", "/var/lib/docker/volumes/x", "-x", "x", "../x", 7):
+        [problem] = compose_problems({**GOOD, "app_media_volume": bad})
+        assert problem.startswith("app_media_volume must be a Docker volume name"), (bad, problem)
