@@ -1,7 +1,6 @@
-"""What is not built for app_runtime compose yet is refused, naming it, before anything changes: celery.yml (a
-release virtualenv on the host) and a restore that would switch the code to the backup's release; a restore (its
-stop and start steps are the compose project's) and a drill are not refused, nor is restart.yml (it restarts the
-project's services: molecule/compose)."""
+"""What is not built for app_runtime compose yet is refused, naming it, before anything changes: a restore that
+would switch the code to the backup's release; a restore (its stop and start steps are the compose project's) and
+a drill are not refused, nor are restart.yml and celery.yml (molecule/compose runs them)."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ BASE = {
 @pytest.mark.parametrize(
     ("role", "tasks", "extra", "message"),
     [
-        ("celery", "input", {}, "celery.yml does not inspect or control an app under app_runtime compose"),
         (
             "restore",
             "check",

@@ -270,6 +270,8 @@ def test_health_reads_the_containers_and_finds_a_stopped_one(tmp_path):
     assert services[("mc-app1", "docker.service")] == "ok" and services[("mc-app2", "docker.service")] == "ok"
     assert not [s for (_, s) in services if s.startswith("journal")], services
     assert {f["level"] for f in data["findings"] if f["check"] == "app health"} == {"ok"}
+    # Queue depths through the broker, read with Python inside the app's container (no virtualenv on the host).
+    assert [f["subject"] for f in data["findings"] if f["check"] == "queue depth"] == ["celery"], data["findings"]
     # The database answers psql in its container on mc-db1 (app_db_compose_service), not a native PostgreSQL.
     [db] = [f for f in data["findings"] if f["check"] == "database"]
     assert db["host"] == "mc-db1" and db["level"] == "ok", db
@@ -340,3 +342,21 @@ def test_restart_under_load_restarts_every_service_in_place():
         assert after["web"] == before[name]["web"], name
         assert all(after[s][1] > before[name][s][1] for s in SERVICES[name] if s != "web"), (name, after)
     assert served() == {host_release("mc-app1")}
+
+
+def test_celery_yml_inspects_the_workers_with_python_in_the_apps_container(tmp_path):
+    """celery.yml under compose: its modules run with Python inside a running container of the project (provision's
+    compose-python script on the host), which has the app's Celery and RQ: every worker answers."""
+    script = HOSTS["mc-app1"].file("/usr/local/lib/opsbook/python-in/journal")
+    assert script.mode == 0o755 and script.user == "root"
+    report = tmp_path / "celery.json"
+    result, _ = playbook("celery.yml", "-e", f"celery_report_path={report}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["workers_answered"] == 2 and summary["unknown_workers"] == [], summary
+    assert "celery" in summary["queue_depth"], summary
+    result, _ = playbook("celery.yml", "-e", "celery_backend=rq", "-e", '{"celery_queues": ["default"]}')
+    assert result.returncode == 0, result.stdout[-4000:]
+    stats = json.loads(result.stdout.split("RUN:", 1)[1].strip().splitlines()[0])
+    assert sorted(stats["rq"]["workers"]) == ["rq@mc-app1", "rq@mc-app2"], stats
+    assert stats["rq"]["queue_depth"] == {"default": 0}, stats

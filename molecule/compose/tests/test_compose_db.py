@@ -151,3 +151,20 @@ def test_a_restore_brings_the_backup_back_and_keeps_the_old_database():
         assert (restored.uid, restored.gid) == (1234, 2345), name
     [kept] = HOSTS["mc-app1"].run(f"ls -d {MEDIA_VOLUME}/_data.pre-restore-*").stdout.split()
     assert HOSTS["mc-app1"].file(f"{kept}/after.txt").content_string == "later\n"
+
+
+def test_maintenance_reports_the_container_database_unread_and_refuses_actions_on_it(tmp_path):
+    """maintenance.yml does not reach PostgreSQL in a container yet: a report says so (unknown, not critical) and
+    goes on with the other hosts' checks; an asked-for VACUUM is refused before anything changes."""
+    result, _ = playbook("maintenance.yml", "-e", f"maintenance_report_dir={tmp_path}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    [path] = sorted(tmp_path.glob("maintenance-*.json"))
+    findings = json.loads(path.read_text())["findings"]
+    [db] = [f for f in findings if f["check"] == "database"]
+    assert db["level"] == "unknown" and db["detail"].startswith("not read: PostgreSQL runs in the container"), db
+    assert {f["host"] for f in findings} >= {"mc-app1", "mc-db1"}, findings
+    vacuum = tmp_path / "vacuum"
+    result, _ = playbook("maintenance.yml", "-e", f"maintenance_report_dir={vacuum}", "-e", "maintenance_vacuum=true")
+    assert result.returncode != 0
+    assert "app_db_compose_service is db: PostgreSQL runs in a container" in result.stdout, result.stdout[-4000:]
+    assert "Nothing was changed." in result.stdout
