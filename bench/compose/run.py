@@ -121,6 +121,8 @@ def inventory(base: Path) -> Path:
                     flags=re.MULTILINE)  # fmt: skip
     assert n == 1, "molecule/compose/group_vars/all/zz-compose.yml names no app_compose_file"
     (path / "group_vars" / "all" / "zz-compose.yml").write_text(zz)
+    # The archive path, which the raw side repeats with the same archives: not the scenario's registry (app_image).
+    (path / "group_vars" / "all" / "zz-zbench.yml").write_text('app_image: ""\nprovision_docker_daemon_options: {}\n')
     hosts = {
         "all": {
             "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
