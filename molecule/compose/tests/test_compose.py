@@ -218,11 +218,21 @@ def test_v3_health_failure_rolls_back_without_a_failed_request():
     assert served() == {live}
 
 
-def test_rollback_to_v1_by_name():
+def test_rollback_to_v1_by_name_reverses_v2s_migration():
+    """rollback.yml to v1 with rollback_migrations=reverse: v2's deploy recorded the migration state it replaced
+    (showmigrations in a one-off container of v2's image), so the reversal runs `manage.py migrate articles 0001`
+    the same way, before any host switches, and then the code goes back to v1 under load."""
     v1 = sorted(r for r in HOSTS["mc-app1"].run("ls /srv/journal/releases").stdout.split() if r.endswith("-v1"))[-1]
-    (result, _), counts = under_load(LBS, lambda: playbook("rollback.yml", "-e", f"rollback_release={v1}"))
+    v2 = host_release("mc-app1")
+    record = json.loads(HOSTS["mc-app1"].file(f"/srv/journal/releases/{v2}/.opsbook-migrations.json").content_string)
+    assert record["replaces"] == v1 and record["state"]["articles"] == "0001_initial", record
+    assert applied("articles.0002_article_summary") == 1
+    reverse = ("-e", "rollback_migrations=reverse", "-e", "rollback_confirm=journal")
+    (result, _), counts = under_load(LBS, lambda: playbook("rollback.yml", "-e", f"rollback_release={v1}", *reverse))
     assert result.returncode == 0, result.stdout[-6000:]
     no_failed_request(counts, at_least=200)
+    assert "manage.py migrate articles 0001_initial" in result.stdout
+    assert applied("articles.0002_article_summary") == 0
     for name in APP_HOSTS:
         assert host_release(name) == v1
         runs_release(name, v1)
